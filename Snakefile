@@ -1,0 +1,44 @@
+# connectome-gnn: simulate -> train (GPU) -> analyze -> aggregate.
+# Targets: all (default), simulate_all, train_all, analyze_all, aggregate.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/simulate.smk"
+include: "rules/train.smk"
+include: "rules/analyze.smk"
+include: "rules/aggregate.smk"
+
+
+localrules:
+    all,
+    simulate_all,
+    train_all,
+    analyze_all,
+    aggregate,
+
+
+rule all:
+    default_target: True
+    input:
+        summary_outputs(),
+
+
+rule simulate_all:
+    input:
+        simulation_targets(),
+
+
+rule train_all:
+    input:
+        run_targets("train/train_info.json"),
+
+
+rule analyze_all:
+    input:
+        run_targets("metrics.json"),

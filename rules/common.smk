@@ -1,0 +1,93 @@
+# Shared helpers: config validation, the run grid, input/resource functions. No rules here.
+import itertools
+from pathlib import Path
+
+from connectome_gnn.config import (
+    ConfigError,
+    format_sparsity,
+    load_train_config,
+    load_workflow_config,
+)
+
+try:
+    config = load_workflow_config(config, source="workflow config")
+except ConfigError as err:
+    raise WorkflowError(str(err)) from None
+
+RESULTS = config["results_dir"]
+GRID = config["grid"]
+SPARSITIES = [format_sparsity(s) for s in GRID["sparsity"]]
+
+
+def _load_train_configs():
+    configs = {}
+    for name in GRID["cfg"]:
+        path = Path(config["train_config_dir"]) / f"{name}.yaml"
+        try:
+            configs[name] = load_train_config(path)
+        except ConfigError as err:
+            raise WorkflowError(f"training config {name!r}: {err}") from None
+    return configs
+
+
+TRAIN_CONFIGS = _load_train_configs()
+
+
+def runs():
+    """Every (model, sparsity, cfg, seed) of the grid."""
+    return list(itertools.product(GRID["model"], SPARSITIES, GRID["cfg"], GRID["seed"]))
+
+
+def simulation_targets():
+    return sorted(
+        {f"{RESULTS}/{m}/{s}/simulation/seed{seed}/simulation.json" for m, s, _, seed in runs()}
+    )
+
+
+def run_targets(name):
+    return [f"{RESULTS}/{m}/{s}/{c}/seed{seed}/{name}" for m, s, c, seed in runs()]
+
+
+def summary_outputs():
+    tables = ["runs", "best", "replicates", "classification"]
+    out = [f"{RESULTS}/summary/{t}.{ext}" for t in tables for ext in ("parquet", "csv", "md")]
+    return out + [f"{RESULTS}/summary/summary.md"]
+
+
+def get_model_config(wildcards):
+    return config["models"][wildcards.model]
+
+
+def get_train_config(wildcards):
+    return TRAIN_CONFIGS[wildcards.cfg]
+
+
+def get_run_id(wildcards):
+    return {
+        "model": wildcards.model,
+        "sparsity": wildcards.sparsity,
+        "cfg": wildcards.cfg,
+        "seed": int(wildcards.seed),
+    }
+
+
+def get_score_weights():
+    from connectome_gnn.families import get_family
+
+    families = {config["models"][m]["family"] for m in GRID["model"]}
+    return get_family(sorted(families)[0]).score_weights
+
+
+def train_mem_mb(wildcards, attempt):
+    return 8000 * attempt
+
+
+def train_runtime(wildcards, attempt):
+    return 240 * attempt
+
+
+wildcard_constraints:
+    model="|".join(GRID["model"]),
+    sparsity="|".join(s.replace(".", r"\.") for s in SPARSITIES),
+    cfg="|".join(GRID["cfg"]),
+    seed=r"\d+",

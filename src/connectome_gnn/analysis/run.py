@@ -1,0 +1,143 @@
+"""Analyse one trained run: metrics.json plus plots.
+
+Reads the simulation directory and the run's train directory, rebuilds the learned model from
+its weights and compares it with the ground truth:
+
+- connectivity (connectivity_R2 with the family's correction, raw R2, Pearson, sign match,
+  MagRatio, in/out weight-sum Pearson, per-type R2),
+- neuron types from the embeddings (cluster_accuracy: KMeans + Hungarian matching; the reference
+  single-linkage variant),
+- dynamics: an autoregressive rollout of the learned model against the true simulator on the
+  held-out frames (test_R2, test_pearson).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..families import get_family
+from ..io import DataError, read_json, write_json
+from ..simulate.data import Simulation
+from ..train.trainer import INFO, LOSS, MODEL, RUN_CONFIG, resolve_device
+from . import plots
+from .clustering import cluster_metrics
+from .metrics import connectivity_metrics, per_type_r2, rollout_metrics
+
+METRICS = "metrics.json"
+PLOTS = {
+    "w_scatter": "W_scatter.png",
+    "embeddings": "embeddings.png",
+    "mlp": "mlp_curves.png",
+    "loss": "loss.png",
+}
+
+
+def rollout(f, u0: torch.Tensor, n_steps: int, dt: float) -> np.ndarray:
+    """Explicit-Euler rollout of u' = f(u) from u0 for n_steps frames (u0 included)."""
+    out = torch.empty((n_steps, u0.shape[-1]), dtype=torch.float32)
+    u = u0.clone()
+    with torch.no_grad():
+        for t in range(n_steps):
+            out[t] = u.cpu()
+            u = u + dt * f(u.unsqueeze(0)).squeeze(0)
+            if not torch.isfinite(u).all():
+                out[t + 1 :] = float("nan")
+                break
+    return out.numpy()
+
+
+def load_trained_model(sim: Simulation, train_dir: Path, device: torch.device):
+    train_dir = Path(train_dir)
+    run_cfg = read_json(train_dir / RUN_CONFIG)
+    family = get_family(sim.family)
+    model = family.build_model(sim, run_cfg["training"])
+    path = train_dir / MODEL
+    if not path.is_file():
+        raise DataError(f"{path}: trained model not found")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+    except Exception as exc:
+        raise DataError(
+            f"{path}: cannot load model weights ({type(exc).__name__}: {exc})"
+        ) from None
+    return family, model.to(device).eval(), run_cfg
+
+
+def analyze_run(
+    sim_dir: str | Path,
+    train_dir: str | Path,
+    out_dir: str | Path,
+    run_id: dict | None = None,
+    device: str = "cpu",
+) -> dict:
+    out_dir = Path(out_dir)
+    plot_dir = out_dir / "plots"
+    plot_dir.mkdir(parents=True, exist_ok=True)
+    sim = Simulation(sim_dir)
+    info = read_json(Path(train_dir) / INFO)
+    dev = resolve_device(device)
+    family, model, run_cfg = load_trained_model(sim, Path(train_dir), dev)
+
+    metrics: dict = {
+        **(run_id or {}),
+        "family": sim.family,
+        "status": info["status"],
+        "reason": info.get("reason"),
+        "final_loss": info.get("final_loss"),
+        "training_time_min": info.get("training_time_min"),
+        "iterations": info.get("iterations_done"),
+        "frames_per_s": info.get("frames_per_s"),
+        "device": info.get("device"),
+    }
+    finite = all(torch.isfinite(p).all() for p in model.parameters())
+    if not finite:
+        metrics["status"] = "failed"
+        metrics["reason"] = metrics["reason"] or "learned parameters are not finite"
+    else:
+        ro = family.readouts(model, sim, u_range=(-info["xnorm"], info["xnorm"]))
+        conn = connectivity_metrics(
+            ro["w_true"], ro["w_learned"], ro["w_raw"], ro["post"], ro["pre"], sim.n_neurons
+        )
+        metrics.update(conn)
+        types = sim.types
+        metrics["per_type_R2"] = per_type_r2(ro["w_true"], ro["w_learned"], types[ro["post"]])
+        metrics.update(
+            cluster_metrics(ro["embeddings"], types, seed=int(run_cfg["training"]["seed"]))
+        )
+
+        n_test = sim.n_frames - sim.n_train_frames
+        n_roll = min(int(sim.model_cfg.get("n_rollout_frames", n_test)), n_test)
+        if n_roll >= 2:
+            u0 = torch.from_numpy(sim.read("u", sim.n_train_frames, sim.n_train_frames + 1)[0]).to(
+                dev
+            )
+            truth = family.true_dynamics(sim).to(dev)
+            u_true = rollout(truth, u0, n_roll, sim.dt)
+            u_pred = rollout(model, u0, n_roll, sim.dt)
+            metrics.update(rollout_metrics(u_true, u_pred))
+
+        plots.plot_w_scatter(
+            ro["w_true"],
+            ro["w_learned"],
+            plot_dir / PLOTS["w_scatter"],
+            r2=conn["connectivity_R2"],
+            slope=conn["connectivity_slope"],
+        )
+        plots.plot_embeddings(ro["embeddings"], types, plot_dir / PLOTS["embeddings"])
+        plots.plot_mlp_curves(
+            ro["grid"], ro["phi_curves"], ro["edge_curves"], types, plot_dir / PLOTS["mlp"]
+        )
+    loss_path = Path(train_dir) / LOSS
+    loss_df = (
+        pd.read_csv(loss_path)
+        if loss_path.is_file()
+        else pd.DataFrame(columns=["iteration", "loss"])
+    )
+    plots.plot_loss(loss_df, plot_dir / PLOTS["loss"])
+    write_json(out_dir / METRICS, metrics)
+    return metrics

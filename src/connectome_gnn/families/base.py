@@ -1,0 +1,41 @@
+"""The interface every model family implements."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+
+class Family(ABC):
+    """One kind of circuit: simulator + learned model + metric readouts + schema.
+
+    Attributes
+    ----------
+    name: the family name used in configs (``models.<name>.family``).
+    model_schema: name of the JSON schema (in ``connectome_gnn/schemas``) of a simulator instance.
+    score_weights: metric weights of the exploration score (e.g. 0.6 R2 + 0.4 clustering).
+    """
+
+    name: str
+    model_schema: str
+    score_weights: dict[str, float] = {"connectivity_R2": 0.6, "cluster_accuracy": 0.4}
+
+    def check_model(self, model_cfg: dict, source: str) -> None:  # noqa: B027 - optional hook
+        """Cross-field checks a JSON schema cannot express; raise ConfigError."""
+
+    @abstractmethod
+    def simulate(self, model_cfg: dict, sparsity: float, seed: int, out_dir: Path) -> dict:
+        """Write a simulation directory (see :mod:`connectome_gnn.simulate`); return its metadata."""
+
+    @abstractmethod
+    def true_dynamics(self, sim: Any):
+        """A torch module ``f(u[B, N]) -> du/dt[B, N]`` of the ground-truth simulator."""
+
+    @abstractmethod
+    def build_model(self, sim: Any, train_cfg: dict):
+        """The learned GNN for this family (a torch module ``f(u[B, N]) -> du/dt[B, N]``)."""
+
+    @abstractmethod
+    def readouts(self, model, sim: Any) -> dict:
+        """Quantities the analysis compares with the ground truth (see analysis.run)."""

@@ -1,0 +1,126 @@
+"""Learned model of the signal family.
+
+du_i/dt ~ lin_phi([u_i, a_i]) + sum_j W_ij lin_edge(u_j)
+
+lin_edge depends on the sender only, so it is evaluated once per neuron and aggregated with a
+dense matmul against the (diagonal-masked) learnable W: O(B N) MLP calls + one B x N x N matmul,
+never N^2 per-edge messages.  :class:`SignalGNNEdgewise` computes the same function with explicit
+per-edge message passing (torch_geometric) for tests and benchmarks.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .mlp import MLP
+
+
+class SignalGNN(nn.Module):
+    def __init__(
+        self,
+        n_neurons: int,
+        embedding_dim: int = 2,
+        hidden_dim: int = 64,
+        n_layers: int = 3,
+        hidden_dim_update: int = 64,
+        n_layers_update: int = 3,
+        lin_edge_positive: bool = False,
+        W_init_std: float = 1.0,
+        embedding_init: str = "ones",
+        generator: torch.Generator | None = None,
+    ):
+        super().__init__()
+        self.n_neurons = n_neurons
+        self.lin_edge_positive = lin_edge_positive
+        W = torch.randn(n_neurons, n_neurons, generator=generator) * W_init_std
+        W.fill_diagonal_(0.0)
+        self.W = nn.Parameter(W)
+        self.register_buffer("mask", 1.0 - torch.eye(n_neurons))
+        a = torch.ones(n_neurons, embedding_dim)
+        if embedding_init == "randn":
+            a = a + 0.1 * torch.randn(n_neurons, embedding_dim, generator=generator)
+        self.a = nn.Parameter(a)
+        self.lin_edge = MLP(1, 1, hidden_dim, n_layers)
+        self.lin_phi = MLP(1 + embedding_dim, 1, hidden_dim_update, n_layers_update)
+
+    @classmethod
+    def from_config(cls, n_neurons: int, cfg: dict, generator: torch.Generator | None = None):
+        return cls(
+            n_neurons,
+            embedding_dim=cfg["embedding_dim"],
+            hidden_dim=cfg["hidden_dim"],
+            n_layers=cfg["n_layers"],
+            hidden_dim_update=cfg["hidden_dim_update"],
+            n_layers_update=cfg["n_layers_update"],
+            lin_edge_positive=cfg["lin_edge_positive"],
+            W_init_std=cfg["W_init_std"],
+            embedding_init=cfg["embedding_init"],
+            generator=generator,
+        )
+
+    def effective_W(self) -> torch.Tensor:
+        return self.W * self.mask
+
+    def edge(self, u: torch.Tensor) -> torch.Tensor:
+        """lin_edge applied elementwise to activity u (any shape)."""
+        out = self.lin_edge(u.reshape(-1, 1)).reshape(u.shape)
+        return out * out if self.lin_edge_positive else out
+
+    def phi(self, u: torch.Tensor) -> torch.Tensor:
+        """lin_phi([u_i, a_i]) for u of shape (B, N)."""
+        a = self.a.unsqueeze(0).expand(u.shape[0], -1, -1)
+        return self.lin_phi(torch.cat([u.unsqueeze(-1), a], dim=-1)).squeeze(-1)
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        squeeze = u.dim() == 1
+        if squeeze:
+            u = u.unsqueeze(0)
+        msg = self.edge(u) @ self.effective_W().T
+        out = self.phi(u) + msg
+        return out.squeeze(0) if squeeze else out
+
+
+class SignalGNNEdgewise(nn.Module):
+    """The same function as :class:`SignalGNN`, with one explicit message per edge (reference style).
+
+    Shares parameters with a :class:`SignalGNN`; a torch_geometric MessagePassing layer evaluates
+    lin_edge once per edge of every frame of the batch (disjoint graph copies), as the reference
+    code does.  Used to check the factorised forward and as the baseline of
+    bench/train_throughput.py.
+    """
+
+    def __init__(self, base: SignalGNN, edge_index: torch.Tensor | None = None):
+        super().__init__()
+        from torch_geometric.nn import MessagePassing
+
+        class _EdgeMessages(MessagePassing):
+            def __init__(self, edge_fn):
+                super().__init__(aggr="add")
+                self.edge_fn = edge_fn
+
+            def forward(self, x, edge_index, weight):
+                return self.propagate(edge_index, x=x, weight=weight)
+
+            def message(self, x_j, weight):
+                return weight.unsqueeze(-1) * self.edge_fn(x_j)
+
+        self.base = base
+        n = base.n_neurons
+        if edge_index is None:
+            idx = torch.arange(n)
+            post, pre = torch.meshgrid(idx, idx, indexing="ij")
+            keep = pre != post
+            edge_index = torch.stack([pre[keep], post[keep]])  # row 0 = source j, row 1 = target i
+        self.register_buffer("edge_index", edge_index)
+        self.layer = _EdgeMessages(base.edge)
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        b, n = u.shape
+        n_e = self.edge_index.shape[1]
+        offsets = (torch.arange(b, device=u.device) * n).repeat_interleave(n_e)
+        ei = self.edge_index.repeat(1, b) + offsets
+        src, dst = self.edge_index
+        weight = self.base.W[dst, src].repeat(b)
+        msg = self.layer(u.reshape(-1, 1), ei, weight)
+        return self.base.phi(u) + msg.reshape(b, n)

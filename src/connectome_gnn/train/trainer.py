@@ -1,0 +1,299 @@
+"""Training loop: fit a family's GNN to du/dt of a simulation.
+
+Outputs in the run's train directory::
+
+    model.pt          final weights (state_dict; load with weights_only=True)
+    checkpoint.pt     resumable state (model, optimizer, RNG, position), written every epoch
+    loss.csv          iteration, epoch, loss, data_loss and each regulariser
+    train_info.json   status ok/failed (+ reason), wall time, iterations, frames/s, device
+    run_config.json   model, sparsity, cfg, seed, training and simulation settings
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from ..families import get_family
+from ..io import DataError, atomic_path, write_json
+from ..simulate.data import Simulation
+from .regularizers import regularization
+
+MODEL = "model.pt"
+CHECKPOINT = "checkpoint.pt"
+LOSS = "loss.csv"
+INFO = "train_info.json"
+RUN_CONFIG = "run_config.json"
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {device!r} requested but CUDA is not available")
+    return dev
+
+
+def iterations_per_epoch(n_frames: int, cfg: dict) -> int:
+    """The reference formula: int(n_frames * data_augmentation_loop // batch_size * 0.2)."""
+    n = int(n_frames * cfg["data_augmentation_loop"] // cfg["batch_size"] * cfg["iteration_factor"])
+    if cfg.get("max_iterations"):
+        n = min(n, int(cfg["max_iterations"]))
+    return max(n, 1)
+
+
+def training_seed(cfg_seed: int, replicate_seed: int) -> int:
+    return int(np.random.SeedSequence([int(cfg_seed), int(replicate_seed)]).generate_state(1)[0])
+
+
+def _config_hash(train_cfg: dict, sim_meta: dict) -> str:
+    blob = json.dumps(
+        {"train": train_cfg, "sim": sim_meta.get("model_config"), "seed": sim_meta.get("seed")},
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _data_loss(pred: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
+    if kind == "mse":
+        return torch.mean((pred - target) ** 2)
+    return (pred - target).norm(2)
+
+
+def _make_optimizer(model, cfg: dict) -> torch.optim.Optimizer:
+    groups = {"W": [], "emb": [], "mlp": []}
+    for name, param in model.named_parameters():
+        if name == "W" or name.endswith(".W"):
+            groups["W"].append(param)
+        elif name == "a" or name.endswith(".a"):
+            groups["emb"].append(param)
+        else:
+            groups["mlp"].append(param)
+    lrs = {"W": cfg["lr_W"], "emb": cfg["lr_emb"], "mlp": cfg["lr"]}
+    return torch.optim.Adam(
+        [{"params": p, "lr": lrs[k], "name": k} for k, p in groups.items() if p]
+    )
+
+
+def _set_lr(optimizer, cfg: dict, progress: float) -> None:
+    if cfg["lr_schedule"] != "cosine":
+        return
+    lrs = {"W": cfg["lr_W"], "emb": cfg["lr_emb"], "mlp": cfg["lr"]}
+    floor = cfg["lr_final_fraction"]
+    factor = floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+    for group in optimizer.param_groups:
+        group["lr"] = lrs[group["name"]] * factor
+
+
+def _save_checkpoint(path: Path, model, optimizer, gen, state: dict) -> None:
+    payload = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "generator": gen.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        **state,
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def _load_checkpoint(path: Path, config_hash: str) -> dict | None:
+    if not path.is_file():
+        return None
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise DataError(
+            f"{path}: corrupted checkpoint ({type(exc).__name__}); delete it to restart this run"
+        ) from None
+    if ckpt.get("config_hash") != config_hash:
+        return None  # a checkpoint of another configuration: start afresh
+    return ckpt
+
+
+def train_run(
+    sim_dir: str | Path,
+    train_cfg: dict,
+    out_dir: str | Path,
+    replicate_seed: int,
+    device: str = "auto",
+    run_id: dict | None = None,
+    progress: bool | None = None,
+    threads: int | None = None,
+) -> dict:
+    """Train one run and write its train directory; returns the train_info dict.
+
+    Divergence (non-finite or exploding loss) is not an exception: the run ends with status
+    ``failed`` and a reason, and all outputs are still written so the workflow completes.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if threads:
+        torch.set_num_threads(int(threads))
+    sim = Simulation(sim_dir)
+    family = get_family(sim.family)
+    dev = resolve_device(device)
+    seed = training_seed(train_cfg["seed"], replicate_seed)
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+
+    n_train = sim.n_train_frames
+    u = torch.from_numpy(sim.read("u", 0, n_train)).to(dev)
+    du = torch.from_numpy(sim.read("du", 0, n_train)).to(dev)
+    xnorm = float(1.5 * u.std())
+
+    model = family.build_model(sim, train_cfg, generator=gen).to(dev)
+    optimizer = _make_optimizer(model, train_cfg)
+    n_iter = iterations_per_epoch(n_train, train_cfg)
+    n_epochs = int(train_cfg["n_epochs"])
+    batch = int(train_cfg["batch_size"])
+    total_iters = n_iter * n_epochs
+    config_hash = _config_hash(train_cfg, sim.meta)
+
+    write_json(
+        out_dir / RUN_CONFIG,
+        {
+            **(run_id or {}),
+            "training": train_cfg,
+            "simulation": sim.model_cfg,
+            "config_hash": config_hash,
+        },
+    )
+
+    start_epoch, start_iter, elapsed_before, records = 0, 0, 0.0, []
+    ckpt = _load_checkpoint(out_dir / CHECKPOINT, config_hash)
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        gen.set_state(ckpt["generator"])
+        torch.set_rng_state(ckpt["torch_rng"])
+        start_epoch, start_iter = int(ckpt["epoch"]), int(ckpt["iteration"])
+        elapsed_before = float(ckpt["elapsed_s"])
+        records = [
+            dict(zip(ckpt["loss_columns"], row, strict=True)) for row in ckpt["loss_rows"].tolist()
+        ]
+
+    status, reason = "ok", None
+    log_every = int(train_cfg["log_every"])
+    ckpt_every = int(train_cfg["checkpoint_every"])
+    threshold = float(train_cfg["divergence_threshold"])
+    resume_pos = start_epoch * n_iter + start_iter
+    bar = tqdm(
+        total=total_iters,
+        initial=resume_pos,
+        desc="train",
+        disable=progress is False,
+        mininterval=0.5 if sys.stderr.isatty() else 30.0,
+        file=sys.stderr,
+    )
+    t0 = time.perf_counter()
+    last_good = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    done_iters = 0
+
+    def state(epoch: int, iteration: int) -> dict:
+        cols = list(records[0]) if records else ["iteration"]
+        rows = torch.tensor(
+            [[r.get(c, float("nan")) for c in cols] for r in records], dtype=torch.float64
+        )
+        return {
+            "epoch": epoch,
+            "iteration": iteration,
+            "elapsed_s": elapsed_before + time.perf_counter() - t0,
+            "config_hash": config_hash,
+            "loss_columns": cols,
+            "loss_rows": rows.reshape(len(records), len(cols)),
+        }
+
+    epoch, it = start_epoch, start_iter
+    model.train()
+    try:
+        for epoch in range(start_epoch, n_epochs):
+            first = start_iter if epoch == start_epoch else 0
+            for it in range(first, n_iter):
+                global_it = epoch * n_iter + it
+                _set_lr(optimizer, train_cfg, global_it / max(total_iters, 1))
+                k = torch.randint(n_train, (batch,), generator=gen).to(dev)
+                ub = u[k]
+                pred = model(ub)
+                data_loss = _data_loss(pred, du[k], train_cfg["loss"])
+                terms = regularization(model, ub, train_cfg, xnorm)
+                loss = data_loss + sum(terms.values()) if terms else data_loss
+                value = float(loss.detach())
+                if not math.isfinite(value) or value > threshold:
+                    status = "failed"
+                    what = (
+                        "non-finite"
+                        if not math.isfinite(value)
+                        else f"above divergence_threshold {threshold:g}"
+                    )
+                    reason = f"loss {what} ({value:.4g}) at epoch {epoch} iteration {it}"
+                    break
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                done_iters += 1
+                if global_it % log_every == 0 or it == n_iter - 1:
+                    rec = {
+                        "iteration": global_it,
+                        "epoch": epoch,
+                        "loss": value,
+                        "data_loss": float(data_loss.detach()),
+                    }
+                    rec.update({k2: float(v.detach()) for k2, v in terms.items()})
+                    records.append(rec)
+                    bar.set_postfix(loss=f"{value:.4g}", refresh=False)
+                    last_good = {k2: v.detach().clone() for k2, v in model.state_dict().items()}
+                if ckpt_every and (global_it + 1) % ckpt_every == 0:
+                    _save_checkpoint(
+                        out_dir / CHECKPOINT, model, optimizer, gen, state(epoch, it + 1)
+                    )
+                bar.update(1)
+            if status != "ok":
+                break
+            _save_checkpoint(out_dir / CHECKPOINT, model, optimizer, gen, state(epoch + 1, 0))
+            start_iter = 0
+    finally:
+        bar.close()
+
+    if status != "ok" or not all(torch.isfinite(p).all() for p in model.parameters()):
+        if status == "ok":
+            status, reason = "failed", "non-finite parameters after training"
+        model.load_state_dict(last_good)
+
+    wall = elapsed_before + time.perf_counter() - t0
+    with atomic_path(out_dir / MODEL) as tmp:
+        torch.save(model.state_dict(), tmp)
+    loss_df = pd.DataFrame.from_records(records)
+    if loss_df.empty:
+        loss_df = pd.DataFrame(columns=["iteration", "epoch", "loss", "data_loss"])
+    with atomic_path(out_dir / LOSS) as tmp:
+        loss_df.to_csv(tmp, index=False)
+    final_loss = float(loss_df["loss"].iloc[-1]) if len(loss_df) else float("nan")
+    info = {
+        "status": status,
+        "reason": reason,
+        "final_loss": final_loss,
+        "wall_time_s": wall,
+        "training_time_min": wall / 60.0,
+        "iterations_per_epoch": n_iter,
+        "n_epochs": n_epochs,
+        "iterations_done": resume_pos + done_iters,
+        "frames_per_s": done_iters * batch / max(time.perf_counter() - t0, 1e-9),
+        "device": str(dev),
+        "xnorm": xnorm,
+        "training_seed": seed,
+        "resumed_from_iteration": resume_pos if ckpt is not None else None,
+    }
+    write_json(out_dir / INFO, info)
+    return info

@@ -1,0 +1,119 @@
+"""Clustering accuracies and the analysis plots."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from connectome_gnn.analysis import plots
+from connectome_gnn.analysis.clustering import (
+    cluster_accuracy_kmeans,
+    cluster_accuracy_single_linkage,
+    cluster_metrics,
+    hungarian_accuracy,
+)
+
+
+def _blobs(per_blob: int = 5, seed: int = 0):
+    """Four tight blobs at the corners of a 10x10 square; blob k has type [7, 3, 9, 1][k]."""
+    rng = np.random.default_rng(seed)
+    centers = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0], [10.0, 10.0]])
+    x = np.concatenate([c + 0.05 * rng.standard_normal((per_blob, 2)) for c in centers])
+    types = np.repeat([7, 3, 9, 1], per_blob)
+    # shuffle so that neither order nor labels line up with the cluster ids
+    perm = rng.permutation(x.shape[0])
+    return x[perm], types[perm]
+
+
+def test_separated_blobs_both_methods_perfect():
+    x, types = _blobs()
+    assert cluster_accuracy_kmeans(x, types) == 1.0
+    assert cluster_accuracy_single_linkage(x, types) == 1.0
+    m = cluster_metrics(x, types, seed=3)
+    assert m == {"cluster_accuracy": 1.0, "cluster_accuracy_single_linkage": 1.0, "n_types": 4}
+
+
+def test_one_mislabeled_point_kmeans():
+    x = np.array([[0.0], [0.1], [0.2], [0.3], [0.4], [5.0], [5.1], [5.2], [5.3], [5.4]])
+    types = np.array([0, 0, 0, 0, 1, 1, 1, 1, 1, 1])  # point 4 sits in blob 0 but has type 1
+    # clusters {0..4}, {5..9}; best matching: 4 + 5 correct -> 0.9
+    assert cluster_accuracy_kmeans(x, types) == pytest.approx(0.9)
+    # single linkage: type 0 -> label of blob 0, type 1 -> median of labels (1 in blob 0, 5 in
+    # blob 1) = blob 1's label; the mislabeled point is predicted as type 0 -> 0.9 as well
+    assert cluster_accuracy_single_linkage(x / 5.4, types) == pytest.approx(0.9)
+
+
+def test_rectangular_assignment():
+    x, types = _blobs()
+    # 3 clusters for 4 blobs: two blobs merge, one of them is unmatched -> 15/20
+    assert cluster_accuracy_kmeans(x, types, n_clusters=3) == pytest.approx(0.75)
+    # more clusters than types: unmatched clusters count as wrong
+    assert hungarian_accuracy([0, 0, 1, 1], [0, 1, 2, 2]) == pytest.approx(0.75)
+
+
+def test_constant_embeddings_do_not_crash():
+    x = np.ones((6, 3))
+    types = np.array([0, 0, 0, 1, 1, 2])
+    # one cluster for everything: the majority type (3 of 6) is right
+    assert cluster_accuracy_kmeans(x, types) == pytest.approx(0.5)
+    # all in one single-linkage cluster; type 0 (first in order) claims it
+    assert cluster_accuracy_single_linkage(x, types) == pytest.approx(0.5)
+    m = cluster_metrics(x, types)
+    assert m["n_types"] == 3
+
+
+def test_fewer_samples_than_clusters():
+    x = np.array([[0.0], [1.0], [2.0]])
+    types = np.array([0, 1, 1])
+    assert cluster_accuracy_kmeans(x, types, n_clusters=5) == pytest.approx(2 / 3)
+    assert cluster_accuracy_single_linkage(x[:1], types[:1]) == 1.0
+
+
+def test_one_dimensional_embeddings():
+    x = np.array([0.0, 0.01, 0.02, 1.0, 1.01, 1.02])
+    types = np.array([2, 2, 2, 5, 5, 5])
+    assert cluster_accuracy_kmeans(x, types) == 1.0
+    assert cluster_accuracy_single_linkage(x, types) == 1.0
+
+
+# --- plots -------------------------------------------------------------------------------------
+
+
+def _assert_png(path):
+    assert path.is_file()
+    data = path.read_bytes()
+    assert len(data) > 100 and data[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_w_scatter(tmp_path):
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=300)
+    path = tmp_path / "sub" / "w.png"
+    plots.plot_w_scatter(w, 2 * w, path, r2=1.0, slope=2.0, max_points=100)
+    _assert_png(path)
+
+
+def test_plot_embeddings(tmp_path):
+    x, types = _blobs()
+    plots.plot_embeddings(x, types, tmp_path / "e2.png")
+    _assert_png(tmp_path / "e2.png")
+    plots.plot_embeddings(x[:, 0], types, tmp_path / "e1.png")
+    _assert_png(tmp_path / "e1.png")
+
+
+def test_plot_mlp_curves(tmp_path):
+    grid = np.linspace(-1, 1, 20)
+    types = np.arange(250) % 3
+    phi = np.tanh(np.outer(types + 1, grid))
+    edge = np.stack([np.tanh(grid), grid**2])
+    plots.plot_mlp_curves(grid, phi, edge, types, tmp_path / "mlp.png")
+    _assert_png(tmp_path / "mlp.png")
+
+
+def test_plot_loss(tmp_path):
+    df = pd.DataFrame({"iteration": np.arange(10), "epoch": 0, "loss": np.geomspace(1, 1e-3, 10)})
+    plots.plot_loss(df, tmp_path / "loss.png")
+    _assert_png(tmp_path / "loss.png")
+    plots.plot_loss(pd.DataFrame(columns=["iteration", "loss"]), tmp_path / "empty.png")
+    _assert_png(tmp_path / "empty.png")

@@ -672,8 +672,7 @@ def write_table(
 def _markdown_views(tables: dict[str, pd.DataFrame]) -> dict[str, list[str]]:
     """Readable column subsets for the markdown files (parquet/CSV keep everything)."""
     runs = tables["runs"]
-    metric_cols = runs.attrs.get("metric_columns") or [m for m in KNOWN_METRICS if m in runs]
-    metric_cols = [c for c in metric_cols if c not in ("status", "reason")]
+    metric_cols = [m for m in HEADLINE_METRICS if m in runs]
     ident = ["model", "sparsity", "cfg", "seed", "status", "classification"]
     replicates = tables["replicates"]
     return {
@@ -683,11 +682,23 @@ def _markdown_views(tables: dict[str, pd.DataFrame]) -> dict[str, list[str]]:
             *REPLICATE_KEYS,
             "n_runs",
             "n_ok",
-            *[c for c in replicates.columns if c.endswith("_mean_std")],
+            *[f"{m}_mean_std" for m in HEADLINE_METRICS if f"{m}_mean_std" in replicates],
         ],
         "classification": [*CELL_KEYS, *CLASSIFICATIONS, "n_runs"],
     }
 
+
+# metrics shown in the markdown views (parquet/CSV keep every column)
+HEADLINE_METRICS = (
+    "connectivity_R2",
+    "cluster_accuracy",
+    "tau_R2",
+    "V_rest_R2",
+    "test_R2",
+    "test_pearson",
+    "final_loss",
+    "training_time_min",
+)
 
 _HEADINGS = {
     "runs": "## All runs",

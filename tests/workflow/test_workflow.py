@@ -1,0 +1,137 @@
+"""The tiny default workflow end to end, plus dry runs of the profiles and bad-input handling."""
+
+import json
+
+import pandas as pd
+import pytest
+import yaml
+
+from .conftest import make_workdir
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, repo_root):
+    """Run the shipped tiny default (plus one deliberately diverging cfg) once for this module."""
+    from .conftest import snakemake
+
+    work = make_workdir(
+        tmp_path_factory.mktemp("tiny"),
+        repo_root,
+        extra_cfgs={"diverge": repo_root / "tests/data/train/diverge.yaml"},
+    )
+    res = snakemake(work, "--cores", "2", "--resources", "gpu=1", repo=repo_root)
+    assert res.returncode == 0, res.stdout[-5000:] + res.stderr[-5000:]
+    return work
+
+
+@pytest.mark.slow
+def test_tiny_default_recovers_connectivity_and_types(tiny_run):
+    runs = pd.read_parquet(tiny_run / "results/summary/runs.parquet")
+    assert len(runs) == 4  # 2 sparsities x (default + diverge) x 1 seed
+    dense = runs[(runs.sparsity == "1") & (runs.cfg == "default")].iloc[0]
+    assert dense.status == "ok"
+    assert dense.connectivity_R2 >= 0.99, dense.connectivity_R2
+    assert dense.cluster_accuracy >= 0.95, dense.cluster_accuracy
+    assert dense.classification == "converged"
+    csv = pd.read_csv(tiny_run / "results/summary/runs.csv")
+    assert len(csv) == 4
+    assert (
+        "## Best run per (model, sparsity)" in (tiny_run / "results/summary/summary.md").read_text()
+    )
+
+
+@pytest.mark.slow
+def test_failed_run_is_recorded_and_dag_completes(tiny_run):
+    runs = pd.read_parquet(tiny_run / "results/summary/runs.parquet")
+    failed = runs[runs.cfg == "diverge"]
+    assert len(failed) == 2 and set(failed.status) == {"failed"}
+    assert set(failed.classification) == {"failed"}
+    metrics = json.loads(
+        next((tiny_run / "results/signal_N2/1/diverge").glob("seed0/metrics.json")).read_text()
+    )
+    assert metrics["status"] == "failed" and "divergence_threshold" in metrics["reason"]
+
+
+@pytest.mark.slow
+def test_outputs_and_nothing_left_to_do(tiny_run, run_snakemake):
+    sim = tiny_run / "results/signal_N2/1/simulation/seed0"
+    for name in (
+        "activity.zarr",
+        "connectivity.npz",
+        "neurons.csv",
+        "simulation.json",
+        "simulation.png",
+    ):
+        assert (sim / name).exists(), name
+    run = tiny_run / "results/signal_N2/1/default/seed0"
+    for name in (
+        "train/model.pt",
+        "train/checkpoint.pt",
+        "train/loss.csv",
+        "train/train_info.json",
+        "metrics.json",
+    ):
+        assert (run / name).exists(), name
+    assert {p.name for p in (run / "plots").iterdir()} >= {
+        "W_scatter.png",
+        "embeddings.png",
+        "mlp_curves.png",
+        "loss.png",
+    }
+    res = run_snakemake(tiny_run, "-n", "--cores", "1")
+    assert res.returncode == 0 and "Nothing to be done" in res.stdout + res.stderr
+
+
+@pytest.mark.slow
+def test_regenerate_tables_without_retraining(tiny_run, run_snakemake):
+    summary = tiny_run / "results/summary/runs.parquet"
+    before = summary.stat().st_mtime_ns
+    res = run_snakemake(tiny_run, "aggregate", "--forcerun", "aggregate", "--cores", "1")
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out
+    assert "rule train" not in out and "rule analyze" not in out and "rule simulate" not in out
+    assert summary.stat().st_mtime_ns > before
+
+
+def test_dry_run_counts_jobs(tmp_path, repo_root, run_snakemake):
+    work = make_workdir(tmp_path, repo_root, seed=[0, 1])
+    res = run_snakemake(work, "-n", "--cores", "1")
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out
+    counts = dict(
+        line.split()[:2]
+        for line in out.splitlines()
+        if line.split()[:1] in (["simulate"], ["train"], ["analyze"], ["aggregate"])
+        and len(line.split()) == 2
+    )
+    assert counts == {"simulate": "4", "train": "4", "analyze": "4", "aggregate": "1"}
+
+
+def test_slurm_profile_dry_run(tmp_path, repo_root, run_snakemake):
+    work = make_workdir(tmp_path, repo_root)
+    res = run_snakemake(work, "-n", "--profile", str(repo_root / "profiles/slurm"))
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out
+    assert "rule train" in out and "gpu=1" in out.replace(" ", "")
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda c: c["grid"].update(sparsity=[1.5]), "field 'grid.sparsity[0]'"),
+        (lambda c: c["models"]["signal_N2"].update(n_neurons=-3), "field 'n_neurons'"),
+        (lambda c: c["models"]["signal_N2"].update(family="nope"), "unknown model family 'nope'"),
+        (lambda c: c["grid"].update(cfg=["missing_cfg"]), "missing_cfg.yaml: file not found"),
+        (lambda c: c.update(typo=1), "unknown key"),
+    ],
+)
+def test_bad_config_gives_one_clear_error(tmp_path, repo_root, run_snakemake, edit, message):
+    work = make_workdir(tmp_path, repo_root)
+    cfg = yaml.safe_load((work / "config/config.yaml").read_text())
+    edit(cfg)
+    (work / "config/config.yaml").write_text(yaml.safe_dump(cfg))
+    res = run_snakemake(work, "-n", "--cores", "1")
+    out = res.stdout + res.stderr
+    assert res.returncode != 0
+    assert message in out, out
+    assert "Traceback" not in out, out

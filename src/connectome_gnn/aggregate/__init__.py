@@ -1,36 +1,9 @@
 """Aggregate per-run ``metrics.json`` files into summary tables (no torch needed).
 
-See :mod:`connectome_gnn.aggregate.tables` for the table layouts.
+See :mod:`connectome_gnn.aggregate.tables` for the table layouts and the public names.
 """
 
-from .tables import (
-    CLASSIFICATIONS,
-    CORE_METRICS,
-    DEFAULT_SCORE_WEIGHTS,
-    KNOWN_METRICS,
-    aggregate,
-    best_runs,
-    classification_counts,
-    classify,
-    default_replicate_metrics,
-    load_runs,
-    replicate_stats,
-    to_markdown,
-    write_table,
-)
+from . import tables
+from .tables import *  # noqa: F403 - the public API is tables.__all__
 
-__all__ = [
-    "CLASSIFICATIONS",
-    "CORE_METRICS",
-    "DEFAULT_SCORE_WEIGHTS",
-    "KNOWN_METRICS",
-    "aggregate",
-    "best_runs",
-    "classification_counts",
-    "classify",
-    "default_replicate_metrics",
-    "load_runs",
-    "replicate_stats",
-    "to_markdown",
-    "write_table",
-]
+__all__ = tables.__all__

@@ -135,3 +135,41 @@ def test_bad_config_gives_one_clear_error(tmp_path, repo_root, run_snakemake, ed
     assert res.returncode != 0
     assert message in out, out
     assert "Traceback" not in out, out
+
+
+@pytest.mark.slow
+def test_rerun_failed_reruns_exactly_the_failed_runs(tiny_run, repo_root):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cli = Path(sys.executable).parent / "connectome-gnn"
+    listed = subprocess.run([str(cli), "failed"], cwd=tiny_run, capture_output=True, text=True)
+    assert sorted(listed.stdout.split()) == [
+        "results/signal_N2/0.5/diverge/seed0/train/train_info.json",
+        "results/signal_N2/1/diverge/seed0/train/train_info.json",
+    ]
+    args = [
+        "--snakefile",
+        str(repo_root / "Snakefile"),
+        "--workflow-profile",
+        "none",
+        "-n",
+        "--cores",
+        "1",
+    ]
+    res = subprocess.run(
+        [str(cli), "rerun-failed", "--", *args], cwd=tiny_run, capture_output=True, text=True
+    )
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out
+    stats = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if (
+            len(parts) == 2
+            and parts[0] in ("simulate", "train", "analyze", "aggregate")
+            and parts[1].isdigit()
+        ):
+            stats[parts[0]] = int(parts[1])
+    assert stats == {"train": 2, "analyze": 2, "aggregate": 1}, out

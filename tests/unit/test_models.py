@@ -56,3 +56,38 @@ def test_single_frame_input():
     m = _model()
     u = torch.randn(6)
     torch.testing.assert_close(m(u), m(u.unsqueeze(0)).squeeze(0))
+
+
+def test_eigen_basis_parametrisation_is_the_same_function():
+    gen = torch.Generator().manual_seed(3)
+    m = SignalGNN(6, hidden_dim=8, hidden_dim_update=8, W_basis="eigen", generator=gen)
+    q, _ = torch.linalg.qr(torch.randn(6, 6, generator=gen))
+    with torch.no_grad():
+        m.W.copy_(torch.randn(6, 6, generator=gen))
+        m.W_basis.copy_(q)
+    ref = SignalGNN(6, hidden_dim=8, hidden_dim_update=8)
+    ref.load_state_dict(
+        {k: v for k, v in m.state_dict().items() if k != "W_basis"}
+        | {"W": m.effective_W().detach()}
+    )
+    u = torch.randn(3, 6, generator=gen)
+    torch.testing.assert_close(m(u), ref(u), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(m(u), SignalGNNEdgewise(m)(u), rtol=1e-5, atol=1e-5)
+
+
+def test_basis_refresh_keeps_the_function(tmp_path):
+    from connectome_gnn.train.basis import refresh_basis
+
+    gen = torch.Generator().manual_seed(4)
+    m = SignalGNN(
+        8, hidden_dim=8, hidden_dim_update=8, W_basis="eigen", W_init_std=1.0, generator=gen
+    )
+    opt = torch.optim.Adam(m.parameters(), lr=1e-3)
+    u = torch.randn(50, 8, generator=gen)
+    m(u).sum().backward()
+    opt.step()
+    before = m(u).detach()
+    refresh_basis(m, opt, u, 50, gen)
+    q = m.W_basis
+    torch.testing.assert_close(q.T @ q, torch.eye(8), rtol=0, atol=1e-5)
+    torch.testing.assert_close(m(u), before, rtol=1e-4, atol=1e-4)

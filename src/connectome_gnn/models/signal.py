@@ -28,6 +28,7 @@ class SignalGNN(nn.Module):
         lin_edge_positive: bool = False,
         W_init_std: float = 1.0,
         embedding_init: str = "ones",
+        W_basis: str = "standard",
         generator: torch.Generator | None = None,
     ):
         super().__init__()
@@ -37,6 +38,13 @@ class SignalGNN(nn.Module):
         W.fill_diagonal_(0.0)
         self.W = nn.Parameter(W)
         self.register_buffer("mask", 1.0 - torch.eye(n_neurons))
+        # With W_basis="eigen" the parameter W holds the coordinates V of the connectivity in an
+        # orthonormal basis Q (effective W = V Q^T) that the trainer aligns with the eigenvectors
+        # of the covariance of lin_edge(u): Adam then steps along the activity's principal axes,
+        # which removes most of the ill-conditioning of the W regression (see train.basis).
+        if W_basis not in ("standard", "eigen"):
+            raise ValueError(f"unknown W_basis {W_basis!r}")
+        self.register_buffer("W_basis", torch.eye(n_neurons) if W_basis == "eigen" else None)
         a = torch.ones(n_neurons, embedding_dim)
         if embedding_init == "randn":
             a = a + 0.1 * torch.randn(n_neurons, embedding_dim, generator=generator)
@@ -56,11 +64,23 @@ class SignalGNN(nn.Module):
             lin_edge_positive=cfg["lin_edge_positive"],
             W_init_std=cfg["W_init_std"],
             embedding_init=cfg["embedding_init"],
+            W_basis=cfg["W_basis"],
             generator=generator,
         )
 
     def effective_W(self) -> torch.Tensor:
-        return self.W * self.mask
+        """The connectivity W[post, pre] with its diagonal masked."""
+        if self.W_basis is None:
+            return self.W * self.mask
+        return (self.W @ self.W_basis.T) * self.mask
+
+    def message(self, e: torch.Tensor) -> torch.Tensor:
+        """sum_{j != i} W_ij e_j for lin_edge outputs e of shape (B, N), as dense matmuls."""
+        if self.W_basis is None:
+            return e @ self.effective_W().T
+        # (e Q) V^T costs two B x N x N products; subtract the diagonal term W_ii e_i
+        diag = (self.W * self.W_basis).sum(dim=1)
+        return (e @ self.W_basis) @ self.W.T - e * diag
 
     def edge(self, u: torch.Tensor) -> torch.Tensor:
         """lin_edge applied elementwise to activity u (any shape)."""
@@ -76,8 +96,7 @@ class SignalGNN(nn.Module):
         squeeze = u.dim() == 1
         if squeeze:
             u = u.unsqueeze(0)
-        msg = self.edge(u) @ self.effective_W().T
-        out = self.phi(u) + msg
+        out = self.phi(u) + self.message(self.edge(u))
         return out.squeeze(0) if squeeze else out
 
 
@@ -121,6 +140,6 @@ class SignalGNNEdgewise(nn.Module):
         offsets = (torch.arange(b, device=u.device) * n).repeat_interleave(n_e)
         ei = self.edge_index.repeat(1, b) + offsets
         src, dst = self.edge_index
-        weight = self.base.W[dst, src].repeat(b)
+        weight = self.base.effective_W()[dst, src].repeat(b)
         msg = self.layer(u.reshape(-1, 1), ei, weight)
         return self.base.phi(u) + msg.reshape(b, n)

@@ -17,10 +17,12 @@ def _params_norm(module: torch.nn.Module, p: int) -> torch.Tensor:
 def regularization(model, u: torch.Tensor, cfg: dict, xnorm: float) -> dict[str, torch.Tensor]:
     """All active regularisation terms for a batch of activity ``u`` (B x N); zeros are skipped."""
     terms: dict[str, torch.Tensor] = {}
-    if cfg["coeff_W_L1"] > 0:
-        terms["W_L1"] = cfg["coeff_W_L1"] * model.W.abs().sum()
-    if cfg["coeff_W_L2"] > 0:
-        terms["W_L2"] = cfg["coeff_W_L2"] * model.W.norm(2)
+    if cfg["coeff_W_L1"] > 0 or cfg["coeff_W_L2"] > 0:
+        W = model.effective_W()
+        if cfg["coeff_W_L1"] > 0:
+            terms["W_L1"] = cfg["coeff_W_L1"] * W.abs().sum()
+        if cfg["coeff_W_L2"] > 0:
+            terms["W_L2"] = cfg["coeff_W_L2"] * W.norm(2)
     if cfg["coeff_edge_diff"] > 0:
         # lin_edge must not decrease: penalise lin_edge(u) > lin_edge(u + delta)
         x = u.detach().reshape(-1)

@@ -26,6 +26,7 @@ from tqdm import tqdm
 from ..families import get_family
 from ..io import DataError, atomic_path, write_json
 from ..simulate.data import Simulation
+from .basis import refresh_basis, refresh_schedule
 from .regularizers import regularization
 
 MODEL = "model.pt"
@@ -223,6 +224,10 @@ def train_run(
             for it in range(first, n_iter):
                 global_it = epoch * n_iter + it
                 _set_lr(optimizer, train_cfg, global_it / max(total_iters, 1))
+                if getattr(model, "W_basis", None) is not None and refresh_schedule(
+                    global_it, int(train_cfg["W_basis_every"])
+                ):
+                    refresh_basis(model, optimizer, u, int(train_cfg["W_basis_frames"]), gen)
                 k = torch.randint(n_train, (batch,), generator=gen).to(dev)
                 ub = u[k]
                 pred = model(ub)

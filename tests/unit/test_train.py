@@ -105,3 +105,15 @@ def test_corrupted_checkpoint_is_reported(tmp_path, sim_dir):
     (tmp_path / "t" / "checkpoint.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(DataError, match="checkpoint.pt: corrupted checkpoint"):
         train_run(sim_dir, _cfg(max_iterations=10), tmp_path / "t", 0, progress=False)
+
+
+def test_device_selection():
+    from connectome_gnn.train import resolve_device
+
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        from connectome_gnn.config import ConfigError
+
+        with pytest.raises(ConfigError, match="field 'device'.*CUDA is not available"):
+            resolve_device("cuda")

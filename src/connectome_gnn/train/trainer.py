@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from ..config import ConfigError
 from ..families import get_family
 from ..io import DataError, atomic_path, write_json
 from ..simulate.data import Simulation
@@ -41,7 +42,9 @@ def resolve_device(device: str = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {device!r} requested but CUDA is not available")
+        raise ConfigError(
+            f"field 'device': {device!r} requested but CUDA is not available on this machine"
+        )
     return dev
 
 
@@ -294,7 +297,9 @@ def train_run(
         "iterations_per_epoch": n_iter,
         "n_epochs": n_epochs,
         "iterations_done": resume_pos + done_iters,
-        "frames_per_s": done_iters * batch / max(time.perf_counter() - t0, 1e-9),
+        "frames_per_s": done_iters * batch / max(time.perf_counter() - t0, 1e-9)
+        if done_iters
+        else None,
         "device": str(dev),
         "xnorm": xnorm,
         "training_seed": seed,

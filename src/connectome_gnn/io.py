@@ -19,6 +19,19 @@ class DataError(ValueError):
     """An input data file is missing, truncated or malformed; the message names the file."""
 
 
+class Interrupted(RuntimeError):
+    """A job stopped on a signal (time limit, preemption, Ctrl-C) after saving its state.
+
+    ``exit_code`` is the conventional 128 + signal number, so schedulers and Snakemake see a
+    failed job and retry it; the retry resumes from the saved state.
+    """
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.signum = int(signum)
+        self.exit_code = 128 + int(signum)
+
+
 def _json_default(obj: Any):
     if isinstance(obj, np.integer):
         return int(obj)
@@ -64,6 +77,23 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
         elif tmp.exists():
             tmp.unlink()
+
+
+def remove_stale_temps(directory: str | Path) -> list[Path]:
+    """Delete temporaries that :func:`atomic_path` left in ``directory`` when a job was killed.
+
+    Call it only for a directory that the calling job owns (its own output directory).
+    """
+    directory = Path(directory)
+    removed = []
+    if directory.is_dir():
+        for tmp in directory.glob(".*.tmp"):
+            if tmp.is_dir() and not tmp.is_symlink():
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
 
 
 def write_json(path: str | Path, data: Any) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import ConfigError
-from .io import DataError
+from .io import DataError, Interrupted
 
 CLEAN_ERRORS = (ConfigError, DataError, FileNotFoundError)
 
@@ -20,8 +20,10 @@ def run_logged(log_path: str | Path, fn: Callable[..., Any], *args, **kwargs) ->
     """Run ``fn`` with stdout/stderr appended to ``log_path``.
 
     Known input problems (bad config, missing or corrupt files) are written as one line naming
-    the field or file and end the process with exit status 1, without a traceback.  Anything
-    else is logged with its traceback and re-raised.
+    the field or file and end the process with exit status 1, without a traceback.  A job
+    stopped by a signal after checkpointing (:class:`~connectome_gnn.io.Interrupted`) exits with
+    128 + the signal number, so the scheduler retries it.  Anything else is logged with its
+    traceback and re-raised.
     """
     log_path = Path(log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -31,6 +33,11 @@ def run_logged(log_path: str | Path, fn: Callable[..., Any], *args, **kwargs) ->
         logging.basicConfig(stream=log, level=logging.INFO, force=True)
         try:
             return fn(*args, **kwargs)
+        except Interrupted as exc:
+            print(f"INTERRUPTED: {exc}", file=log)
+            print(f"INTERRUPTED: {exc}", file=old_err)
+            log.flush()
+            os._exit(exc.exit_code)
         except CLEAN_ERRORS as exc:
             print(f"ERROR: {exc}", file=log)
             print(f"ERROR: {exc}", file=old_err)

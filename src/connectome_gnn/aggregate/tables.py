@@ -269,6 +269,12 @@ def _read_run(metrics_path: Path) -> dict[str, Any]:
     ids["cfg"] = str(ids["cfg"])
 
     body = {k: v for k, v in metrics.items() if k not in _ID_KEYS}
+    for key in HEADLINE_METRICS:
+        value = body.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise DataError(
+                f"{metrics_path}: field {key!r} must be a number or null, got {value!r}"
+            )
     flat = _flatten(body)
     nested = {k for k in flat if k not in body}
     status = flat.get("status")

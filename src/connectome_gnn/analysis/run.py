@@ -19,8 +19,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..config import validate
 from ..families import get_family
-from ..io import DataError, read_json, write_json
+from ..io import DataError, read_json, remove_stale_temps, write_json
 from ..simulate.data import Simulation
 from ..train.trainer import INFO, LOSS, MODEL, RUN_CONFIG, resolve_device
 from . import plots
@@ -50,9 +51,28 @@ def rollout(f, u0: torch.Tensor, n_steps: int, dt: float) -> np.ndarray:
     return out.numpy()
 
 
+def read_train_info(path: Path) -> dict:
+    """train_info.json, checked: a status of ok/failed and the keys the analysis needs."""
+    info = read_json(path)
+    if not isinstance(info, dict):
+        raise DataError(f"{path}: expected a JSON object")
+    if info.get("status") not in ("ok", "failed"):
+        raise DataError(
+            f"{path}: field 'status' must be 'ok' or 'failed', got {info.get('status')!r}"
+        )
+    xnorm = info.get("xnorm")
+    if not isinstance(xnorm, int | float) or not np.isfinite(xnorm) or xnorm <= 0:
+        raise DataError(f"{path}: field 'xnorm' must be a positive number, got {xnorm!r}")
+    return info
+
+
 def load_trained_model(sim: Simulation, train_dir: Path, device: torch.device):
     train_dir = Path(train_dir)
-    run_cfg = read_json(train_dir / RUN_CONFIG)
+    cfg_path = train_dir / RUN_CONFIG
+    run_cfg = read_json(cfg_path)
+    if not isinstance(run_cfg, dict) or not isinstance(run_cfg.get("training"), dict):
+        raise DataError(f"{cfg_path}: expected an object with a 'training' mapping")
+    run_cfg["training"] = validate(run_cfg["training"], "train", source=f"{cfg_path}: training")
     family = get_family(sim.family)
     model = family.build_model(sim, run_cfg["training"])
     path = train_dir / MODEL
@@ -60,10 +80,15 @@ def load_trained_model(sim: Simulation, train_dir: Path, device: torch.device):
         raise DataError(f"{path}: trained model not found")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise DataError(f"{path}: cannot load model weights ({type(exc).__name__})") from None
+    try:
         model.load_state_dict(state)
     except Exception as exc:
+        first = next((ln.strip() for ln in str(exc).splitlines()[1:] if ln.strip()), str(exc))
         raise DataError(
-            f"{path}: cannot load model weights ({type(exc).__name__}: {exc})"
+            f"{path}: cannot load model weights: they do not fit the architecture in "
+            f"{cfg_path} ({first[:200]})"
         ) from None
     return family, model.to(device).eval(), run_cfg
 
@@ -78,8 +103,10 @@ def analyze_run(
     out_dir = Path(out_dir)
     plot_dir = out_dir / "plots"
     plot_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(out_dir)
+    remove_stale_temps(plot_dir)
     sim = Simulation(sim_dir)
-    info = read_json(Path(train_dir) / INFO)
+    info = read_train_info(Path(train_dir) / INFO)
     dev = resolve_device(device)
     family, model, run_cfg = load_trained_model(sim, Path(train_dir), dev)
 

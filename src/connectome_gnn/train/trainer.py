@@ -3,7 +3,9 @@
 Outputs in the run's train directory::
 
     model.pt          final weights (state_dict; load with weights_only=True)
-    checkpoint.pt     resumable state (model, optimizer, RNG, position), written every epoch
+    checkpoint.pt     resumable state (model, optimizer, RNG, position): written every epoch,
+                      every ``checkpoint_every`` iterations, every ``checkpoint_minutes`` and
+                      when a stop signal arrives (SIGTERM/SIGUSR1/SIGINT: time limit, preemption)
     loss.csv          iteration, epoch, loss, data_loss and each regulariser
     train_info.json   status ok/failed (+ reason), wall time, iterations, frames/s, device
     run_config.json   model, sparsity, cfg, seed, training and simulation settings
@@ -25,10 +27,11 @@ from tqdm import tqdm
 
 from ..config import ConfigError
 from ..families import get_family
-from ..io import DataError, atomic_path, write_json
+from ..io import DataError, Interrupted, atomic_path, remove_stale_temps, write_json
 from ..simulate.data import Simulation
 from .basis import refresh_basis, refresh_schedule
 from .regularizers import regularization
+from .signals import StopRequest
 
 MODEL = "model.pt"
 CHECKPOINT = "checkpoint.pt"
@@ -143,6 +146,7 @@ def train_run(
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(out_dir)
     if threads:
         torch.set_num_threads(int(threads))
     sim = Simulation(sim_dir)
@@ -165,16 +169,6 @@ def train_run(
     total_iters = n_iter * n_epochs
     config_hash = _config_hash(train_cfg, sim.meta)
 
-    write_json(
-        out_dir / RUN_CONFIG,
-        {
-            **(run_id or {}),
-            "training": train_cfg,
-            "simulation": sim.model_cfg,
-            "config_hash": config_hash,
-        },
-    )
-
     start_epoch, start_iter, elapsed_before, records = 0, 0, 0.0, []
     ckpt = _load_checkpoint(out_dir / CHECKPOINT, config_hash)
     if ckpt is not None:
@@ -187,10 +181,27 @@ def train_run(
         records = [
             dict(zip(ckpt["loss_columns"], row, strict=True)) for row in ckpt["loss_rows"].tolist()
         ]
+        print(
+            f"resumed from checkpoint {out_dir / CHECKPOINT}: epoch {start_epoch}, iteration "
+            f"{start_iter} ({start_epoch * n_iter + start_iter} of {total_iters} done)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    write_json(
+        out_dir / RUN_CONFIG,
+        {
+            **(run_id or {}),
+            "training": train_cfg,
+            "simulation": sim.model_cfg,
+            "config_hash": config_hash,
+        },
+    )
 
     status, reason = "ok", None
     log_every = int(train_cfg["log_every"])
     ckpt_every = int(train_cfg["checkpoint_every"])
+    ckpt_seconds = 60.0 * float(train_cfg["checkpoint_minutes"])
     threshold = float(train_cfg["divergence_threshold"])
     resume_pos = start_epoch * n_iter + start_iter
     bar = tqdm(
@@ -219,60 +230,74 @@ def train_run(
             "loss_rows": rows.reshape(len(records), len(cols)),
         }
 
+    def save(epoch: int, iteration: int) -> None:
+        nonlocal last_save
+        _save_checkpoint(out_dir / CHECKPOINT, model, optimizer, gen, state(epoch, iteration))
+        last_save = time.perf_counter()
+
     epoch, it = start_epoch, start_iter
+    last_save = t0
     model.train()
-    try:
-        for epoch in range(start_epoch, n_epochs):
-            first = start_iter if epoch == start_epoch else 0
-            for it in range(first, n_iter):
-                global_it = epoch * n_iter + it
-                _set_lr(optimizer, train_cfg, global_it / max(total_iters, 1))
-                if getattr(model, "W_basis", None) is not None and refresh_schedule(
-                    global_it, int(train_cfg["W_basis_every"])
-                ):
-                    refresh_basis(model, optimizer, u, int(train_cfg["W_basis_frames"]), gen)
-                k = torch.randint(n_train, (batch,), generator=gen).to(dev)
-                ub = u[k]
-                pred = model(ub)
-                data_loss = _data_loss(pred, du[k], train_cfg["loss"])
-                terms = regularization(model, ub, train_cfg, xnorm)
-                loss = data_loss + sum(terms.values()) if terms else data_loss
-                value = float(loss.detach())
-                if not math.isfinite(value) or value > threshold:
-                    status = "failed"
-                    what = (
-                        "non-finite"
-                        if not math.isfinite(value)
-                        else f"above divergence_threshold {threshold:g}"
-                    )
-                    reason = f"loss {what} ({value:.4g}) at epoch {epoch} iteration {it}"
+    with StopRequest() as stop:
+        try:
+            for epoch in range(start_epoch, n_epochs):
+                first = start_iter if epoch == start_epoch else 0
+                for it in range(first, n_iter):
+                    if stop.signum is not None:
+                        save(epoch, it)
+                        raise Interrupted(
+                            f"{stop.name} received at epoch {epoch} iteration {it}; checkpoint "
+                            f"saved to {out_dir / CHECKPOINT}; rerun to resume",
+                            stop.signum,
+                        )
+                    global_it = epoch * n_iter + it
+                    _set_lr(optimizer, train_cfg, global_it / max(total_iters, 1))
+                    if getattr(model, "W_basis", None) is not None and refresh_schedule(
+                        global_it, int(train_cfg["W_basis_every"])
+                    ):
+                        refresh_basis(model, optimizer, u, int(train_cfg["W_basis_frames"]), gen)
+                    k = torch.randint(n_train, (batch,), generator=gen).to(dev)
+                    ub = u[k]
+                    pred = model(ub)
+                    data_loss = _data_loss(pred, du[k], train_cfg["loss"])
+                    terms = regularization(model, ub, train_cfg, xnorm)
+                    loss = data_loss + sum(terms.values()) if terms else data_loss
+                    value = float(loss.detach())
+                    if not math.isfinite(value) or value > threshold:
+                        status = "failed"
+                        what = (
+                            "non-finite"
+                            if not math.isfinite(value)
+                            else f"above divergence_threshold {threshold:g}"
+                        )
+                        reason = f"loss {what} ({value:.4g}) at epoch {epoch} iteration {it}"
+                        break
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    done_iters += 1
+                    if global_it % log_every == 0 or it == n_iter - 1:
+                        rec = {
+                            "iteration": global_it,
+                            "epoch": epoch,
+                            "loss": value,
+                            "data_loss": float(data_loss.detach()),
+                        }
+                        rec.update({k2: float(v.detach()) for k2, v in terms.items()})
+                        records.append(rec)
+                        bar.set_postfix(loss=f"{value:.4g}", refresh=False)
+                        last_good = {k2: v.detach().clone() for k2, v in model.state_dict().items()}
+                    if (ckpt_every and (global_it + 1) % ckpt_every == 0) or (
+                        ckpt_seconds and time.perf_counter() - last_save >= ckpt_seconds
+                    ):
+                        save(epoch, it + 1)
+                    bar.update(1)
+                if status != "ok":
                     break
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                done_iters += 1
-                if global_it % log_every == 0 or it == n_iter - 1:
-                    rec = {
-                        "iteration": global_it,
-                        "epoch": epoch,
-                        "loss": value,
-                        "data_loss": float(data_loss.detach()),
-                    }
-                    rec.update({k2: float(v.detach()) for k2, v in terms.items()})
-                    records.append(rec)
-                    bar.set_postfix(loss=f"{value:.4g}", refresh=False)
-                    last_good = {k2: v.detach().clone() for k2, v in model.state_dict().items()}
-                if ckpt_every and (global_it + 1) % ckpt_every == 0:
-                    _save_checkpoint(
-                        out_dir / CHECKPOINT, model, optimizer, gen, state(epoch, it + 1)
-                    )
-                bar.update(1)
-            if status != "ok":
-                break
-            _save_checkpoint(out_dir / CHECKPOINT, model, optimizer, gen, state(epoch + 1, 0))
-            start_iter = 0
-    finally:
-        bar.close()
+                save(epoch + 1, 0)
+                start_iter = 0
+        finally:
+            bar.close()
 
     if status != "ok" or not all(torch.isfinite(p).all() for p in model.parameters()):
         if status == "ok":

@@ -1,0 +1,60 @@
+"""A job that fails once for a transient reason succeeds on retry, with more resources."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .conftest import make_workdir
+
+BIN = Path(sys.executable).parent
+
+
+@pytest.mark.slow
+def test_transient_train_failure_is_retried_with_more_memory(tmp_path, repo_root):
+    work = make_workdir(tmp_path / "w", repo_root, sparsity=[1.0])
+    cfg = yaml.safe_load((work / "config/config.yaml").read_text())
+    cfg["models"]["signal_N2"]["n_frames"] = 2000
+    (work / "config/config.yaml").write_text(yaml.safe_dump(cfg))
+    train = yaml.safe_load((work / "config/train/default.yaml").read_text())
+    train["max_iterations"] = 100
+    (work / "config/train/default.yaml").write_text(yaml.safe_dump(train))
+    marker = tmp_path / "failed-once"
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(repo_root / "tests/data/inject"),
+        CONNECTOME_GNN_FAIL_ONCE=str(marker),
+    )
+    cmd = [
+        str(BIN / "snakemake"),
+        "--snakefile",
+        str(repo_root / "Snakefile"),
+        "--directory",
+        str(work),
+        "--workflow-profile",
+        "none",
+        "--cores",
+        "2",
+        "--resources",
+        "gpu=1",
+        "--retries",
+        "1",
+        "--printshellcmds",
+        "train_all",
+    ]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-4000:]
+    assert marker.exists(), "the fault was never injected"
+    assert "Trying to restart job" in out or "attempt" in out.lower(), out[-4000:]
+    # the retried train job asked for twice the memory (rules/common.smk: mem_mb = 8000 * attempt)
+    mems = [int(m) for m in re.findall(r"mem_mb=(\d+)", out.split("rule train:", 1)[1])]
+    assert 8000 in mems and 16000 in mems, mems
+    info = yaml.safe_load(
+        (work / "results/signal_N2/1/default/seed0/train/train_info.json").read_text()
+    )
+    assert info["status"] == "ok"

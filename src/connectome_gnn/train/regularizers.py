@@ -1,11 +1,14 @@
 """Regularisation terms, named as in the reference code and the exploration logs.
 
-The model is expected to expose ``W`` (learnable connectivity), ``lin_edge``, ``lin_phi``,
-``edge(u)`` (lin_edge applied to activity) and ``phi(u)`` (lin_phi with the embeddings).
+The model is expected to expose ``effective_W()`` (learnable connectivity: a matrix or one
+weight per edge), ``lin_edge``, ``lin_phi``, ``edge(u)`` (lin_edge applied to activity of shape
+(B, N)) and ``phi(u)`` (lin_phi with the embeddings, other inputs zero).
 Norms follow the reference: L1 = sum of |x|, L2 = the (unsquared) Euclidean norm.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -25,13 +28,17 @@ def regularization(model, u: torch.Tensor, cfg: dict, xnorm: float) -> dict[str,
             terms["W_L2"] = cfg["coeff_W_L2"] * W.norm(2)
     if cfg["coeff_edge_diff"] > 0:
         # lin_edge must not decrease: penalise lin_edge(u) > lin_edge(u + delta)
-        x = u.detach().reshape(-1)
+        x = u.detach()
         msg0 = model.edge(x)
         msg1 = model.edge(x + xnorm / 150.0)
         terms["edge_diff"] = cfg["coeff_edge_diff"] * torch.relu(msg0 - msg1).norm(2)
     if cfg["coeff_edge_norm"] > 0:
-        ref = torch.full((1,), 2.0 * xnorm, device=u.device, dtype=u.dtype)
-        terms["edge_norm"] = cfg["coeff_edge_norm"] * (model.edge(ref) - 1.0).norm(2)
+        # pin lin_edge(2 xnorm) to 1 (signal) or to 2 xnorm (a rectifying edge, FlyVis); the
+        # RMS over neurons equals the single value when lin_edge ignores the neuron (signal)
+        out = model.edge(torch.full_like(u[:1], 2.0 * xnorm))
+        target = 2.0 * xnorm if getattr(model, "edge_norm_to_input", False) else 1.0
+        rms = (out - target).norm(2) / math.sqrt(out.numel())
+        terms["edge_norm"] = cfg["coeff_edge_norm"] * rms
     if cfg["coeff_edge_weight_L1"] > 0:
         terms["edge_weight_L1"] = cfg["coeff_edge_weight_L1"] * _params_norm(model.lin_edge, 1)
     if cfg["coeff_edge_weight_L2"] > 0:

@@ -1,0 +1,76 @@
+import numpy as np
+import torch
+
+from connectome_gnn.models.flyvis import FlyVisGNN
+from connectome_gnn.train.regularizers import regularization
+
+
+def _model(positive=True):
+    # 4 neurons; edges j -> i: 0->1, 2->1, 1->3, 3->3 (autapse), 1->0
+    pre = torch.tensor([0, 2, 1, 3, 1])
+    post = torch.tensor([1, 1, 3, 3, 0])
+    gen = torch.Generator().manual_seed(0)
+    model = FlyVisGNN(
+        pre,
+        post,
+        4,
+        hidden_dim=8,
+        n_layers=2,
+        lin_edge_positive=positive,
+        W_init_std=1.0,
+        embedding_init="randn",
+        generator=gen,
+    )
+    return model, pre, post
+
+
+def test_messages_equal_explicit_per_edge_sum():
+    model, pre, post = _model()
+    v = torch.randn(3, 4, generator=torch.Generator().manual_seed(1))
+    msg = model.message(model.edge(v))
+    expected = torch.zeros(3, 4)
+    for b in range(3):
+        for e in range(len(pre)):
+            j, i = int(pre[e]), int(post[e])
+            inp = torch.cat([v[b, j].view(1), model.a[j]]).view(1, -1)
+            g = model.lin_edge(inp).squeeze() ** 2  # lin_edge_positive squares
+            expected[b, i] += model.W[e] * g
+    torch.testing.assert_close(msg, expected, rtol=1e-5, atol=1e-6)
+    assert float(msg[0, 2]) == 0.0  # neuron 2 receives nothing
+
+
+def test_forward_uses_input_and_matches_phi_of_message():
+    model, *_ = _model(positive=False)
+    v = torch.randn(2, 4, generator=torch.Generator().manual_seed(2))
+    x = torch.zeros(2, 4)
+    x[:, 0] = 1.0
+    out = model(v, x)
+    manual = model.phi(v, model.message(model.edge(v)), x)
+    torch.testing.assert_close(out, manual)
+    assert not torch.allclose(model(v), out)  # x enters lin_phi
+    torch.testing.assert_close(model(v[0], x[0]), out[0])  # unbatched call
+
+
+def test_zero_initial_W_gives_no_messages_and_regularisers_run():
+    model = FlyVisGNN(torch.tensor([0, 1]), torch.tensor([1, 0]), 2)
+    v = torch.randn(5, 2)
+    assert torch.count_nonzero(model.message(model.edge(v))) == 0
+    cfg = {
+        k: 0.0
+        for k in (
+            "coeff_W_L1",
+            "coeff_W_L2",
+            "coeff_edge_weight_L1",
+            "coeff_edge_weight_L2",
+            "coeff_phi_weight_L1",
+            "coeff_phi_weight_L2",
+            "coeff_lin_phi_zero",
+        )
+    }
+    cfg.update(coeff_edge_diff=1.0, coeff_edge_norm=1.0)
+    terms = regularization(model, v, cfg, xnorm=1.0)
+    # edge_norm: RMS over neurons of lin_edge([2 xnorm, a_j]) - 2 xnorm
+    out = model.edge(torch.full((1, 2), 2.0))
+    expected = float(torch.sqrt(((out - 2.0) ** 2).mean()))
+    assert np.isclose(float(terms["edge_norm"].detach()), expected, rtol=1e-6)
+    assert float(terms["edge_diff"].detach()) >= 0.0

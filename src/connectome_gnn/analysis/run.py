@@ -37,14 +37,23 @@ PLOTS = {
 }
 
 
-def rollout(f, u0: torch.Tensor, n_steps: int, dt: float) -> np.ndarray:
-    """Explicit-Euler rollout of u' = f(u) from u0 for n_steps frames (u0 included)."""
+def rollout(
+    f, u0: torch.Tensor, n_steps: int, dt: float, inputs: torch.Tensor | None = None
+) -> np.ndarray:
+    """Explicit-Euler rollout of u' = f(u) (or f(u, x_t)) from u0 for n_steps frames (u0 included).
+
+    ``inputs`` (n_steps x N), when given, is the external input of every step.
+    """
     out = torch.empty((n_steps, u0.shape[-1]), dtype=torch.float32)
     u = u0.clone()
     with torch.no_grad():
         for t in range(n_steps):
             out[t] = u.cpu()
-            u = u + dt * f(u.unsqueeze(0)).squeeze(0)
+            if inputs is None:
+                du = f(u.unsqueeze(0)).squeeze(0)
+            else:
+                du = f(u.unsqueeze(0), inputs[t].unsqueeze(0)).squeeze(0)
+            u = u + dt * du
             if not torch.isfinite(u).all():
                 out[t + 1 :] = float("nan")
                 break
@@ -143,9 +152,12 @@ def analyze_run(
             u0 = torch.from_numpy(sim.read("u", sim.n_train_frames, sim.n_train_frames + 1)[0]).to(
                 dev
             )
+            start = sim.n_train_frames
+            x_in = sim.read_input(start, start + n_roll)
+            x_in = None if x_in is None else torch.from_numpy(x_in).to(dev)
             truth = family.true_dynamics(sim).to(dev)
-            u_true = rollout(truth, u0, n_roll, sim.dt)
-            u_pred = rollout(model, u0, n_roll, sim.dt)
+            u_true = rollout(truth, u0, n_roll, sim.dt, x_in)
+            u_pred = rollout(model, u0, n_roll, sim.dt, x_in)
             metrics.update(rollout_metrics(u_true, u_pred))
 
         plots.plot_w_scatter(

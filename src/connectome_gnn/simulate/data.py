@@ -95,6 +95,20 @@ class Simulation:
                 f"{self.path / ACTIVITY}: array {name!r} has shape {arr.shape}, expected {expected}"
             )
 
+    @cached_property
+    def has_input(self) -> bool:
+        """Whether the simulation was driven by an external input x_i(t) (array ``x``)."""
+        import zarr
+
+        try:
+            return "x" in zarr.open_group(str(self.path / ACTIVITY), mode="r")
+        except Exception:
+            return False
+
+    def read_input(self, start: int = 0, stop: int | None = None) -> np.ndarray | None:
+        """Frames ``start:stop`` of the input x_i(t) (frames x N), or None without input."""
+        return self.read("x", start, stop) if self.has_input else None
+
     def read(self, name: str, start: int = 0, stop: int | None = None) -> np.ndarray:
         """Frames ``start:stop`` of array ``u`` or ``du`` as float32 (frames x N)."""
         self._check_shape(name)

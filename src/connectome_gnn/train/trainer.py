@@ -159,6 +159,8 @@ def train_run(
     n_train = sim.n_train_frames
     u = torch.from_numpy(sim.read("u", 0, n_train)).to(dev)
     du = torch.from_numpy(sim.read("du", 0, n_train)).to(dev)
+    x_in = sim.read_input(0, n_train)
+    x_in = None if x_in is None else torch.from_numpy(x_in).to(dev)
     xnorm = float(1.5 * u.std())
 
     model = family.build_model(sim, train_cfg, generator=gen).to(dev)
@@ -258,7 +260,7 @@ def train_run(
                         refresh_basis(model, optimizer, u, int(train_cfg["W_basis_frames"]), gen)
                     k = torch.randint(n_train, (batch,), generator=gen).to(dev)
                     ub = u[k]
-                    pred = model(ub)
+                    pred = model(ub) if x_in is None else model(ub, x_in[k])
                     data_loss = _data_loss(pred, du[k], train_cfg["loss"])
                     terms = regularization(model, ub, train_cfg, xnorm)
                     loss = data_loss + sum(terms.values()) if terms else data_loss

@@ -1,0 +1,967 @@
+"""Summary tables and plots of an exploration (or of any set of runs).
+
+Every function takes a *runs table*: the DataFrame of :func:`.tables.load_runs` (one row per
+``metrics.json``) or of ``ExplorationTree.to_frame`` (one row per node, same column
+conventions plus the node columns).  Only ``ok`` runs enter statistics; failed runs are
+counted.  Nothing here imports torch or reads anything but the table.
+
+Tables (each written with :func:`.tables.write_table` by :func:`exploration_summary`):
+
+``best``                :func:`best_configs`: best run per (model, sparsity) and its config
+``parameter_effects``   :func:`parameter_effects`: per parameter value, runs and mean/min/max
+                        of each metric (seed 003 "Parameter Effects")
+``replicates``          :func:`replicate_cv`: mean, std, CV per identical configuration
+                        (seed 001/002 "CV=1.15%")
+``variance_<metric>``   :func:`variance_by_config`: values, range, mean of one metric per
+                        configuration (seed 003 "V_rest Variance Analysis")
+``pareto``              :func:`pareto_front` over connectivity_R2, cluster_accuracy, test_R2,
+                        tau_R2, V_rest_R2 (those present), maximising all (seed 003)
+``classification``      :func:`.tables.classification_counts` (seed-004 thresholds)
+``sparsity_landscape``  :func:`sparsity_landscape`: best metrics per filling factor (seed 004)
+``per_type_recovery``   :func:`per_type_recovery`: per model and neuron type (seed 000)
+``type_difficulty``     :func:`type_difficulty_correlation`: cross-model correlation (seed 000)
+
+A *configuration* is the set of training-parameter values of a run (columns named after
+``train.schema.yaml``, or ``param_<name>``; ``description``, ``seed``, ``checkpoint_*`` and
+``log_every`` excluded), so repeated runs of one configuration under different node / cfg
+names are replicates.  Its label lists the parameters that vary within the table
+(``lr_W=6E-4, coeff_W_L1=3E-5``).  Runs without training parameters (no ``run_config.json``)
+fall back to their ``cfg`` name.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..config import load_schema
+from ..explore._format import format_value
+from .tables import (
+    CLASSIFICATIONS,
+    best_runs,
+    classification_counts,
+    to_markdown,
+    write_table,
+)
+
+__all__ = [
+    "CONFIG_EXCLUDE",
+    "PARETO_METRICS",
+    "best_configs",
+    "config_labels",
+    "exploration_summary",
+    "param_columns",
+    "parameter_effects",
+    "pareto_front",
+    "per_type_recovery",
+    "plot_exploration_tree",
+    "plot_metric_vs_params",
+    "plot_pareto_front",
+    "plot_sparsity_landscape",
+    "replicate_cv",
+    "sparsity_landscape",
+    "type_difficulty_correlation",
+    "variance_by_config",
+    "varying_params",
+]
+
+#: Metrics of the Pareto front and the default metrics of the other tables (those present).
+PARETO_METRICS = ("connectivity_R2", "cluster_accuracy", "test_R2", "tau_R2", "V_rest_R2")
+#: Training parameters that do not define a configuration.
+CONFIG_EXCLUDE = frozenset(
+    {"description", "seed", "checkpoint_every", "checkpoint_minutes", "log_every"}
+)
+PER_TYPE_PREFIX = "per_type_R2_"
+_GROUP = ["model", "sparsity"]
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _numeric(df: pd.DataFrame, column: str) -> pd.Series:
+    if column not in df.columns:
+        return pd.Series(np.nan, index=df.index, dtype="float64")
+    values = pd.to_numeric(df[column], errors="coerce").astype("float64")
+    return values.where(np.isfinite(values))
+
+
+def _ok(df: pd.DataFrame) -> pd.Series:
+    if "status" not in df.columns:
+        return pd.Series(True, index=df.index)
+    return df["status"].astype("string").str.strip().str.lower().eq("ok").fillna(False)
+
+
+def _converged(df: pd.DataFrame) -> pd.Series:
+    if "classification" not in df.columns:
+        return pd.Series(False, index=df.index)
+    return df["classification"].astype("string").eq("converged").fillna(False)
+
+
+def _metrics_present(df: pd.DataFrame, metrics: Sequence[str] | None) -> list[str]:
+    names = PARETO_METRICS if metrics is None else metrics
+    if metrics is not None:
+        return list(names)
+    return [m for m in names if m in df.columns and _numeric(df, m).notna().any()]
+
+
+def _label(column: str) -> str:
+    return column[len("param_") :] if column.startswith("param_") else column
+
+
+def _text(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "nan"
+    try:
+        if pd.isna(value):
+            return "nan"
+    except (TypeError, ValueError):
+        pass
+    return format_value(value)
+
+
+def _natural_key(text: str) -> tuple:
+    return tuple(
+        (0, int(p), "") if p.lstrip("-").isdigit() else (1, 0, p)
+        for p in re.split(r"(-?\d+)", str(text))
+        if p
+    )
+
+
+def _filling(df: pd.DataFrame) -> pd.Series:
+    if "filling_factor" in df.columns:
+        return pd.to_numeric(df["filling_factor"], errors="coerce")
+    return pd.to_numeric(df.get("sparsity", pd.Series(np.nan, index=df.index)), errors="coerce")
+
+
+def _cv(std: float, mean: float) -> float:
+    if not (math.isfinite(std) and math.isfinite(mean)) or mean == 0:
+        return math.nan
+    return std / abs(mean)
+
+
+def _std(values: np.ndarray, ddof: int) -> float:
+    return float(np.std(values, ddof=ddof)) if len(values) > ddof else math.nan
+
+
+def _mean_std_text(mean: float, std: float) -> str:
+    if not math.isfinite(mean):
+        return "n/a"
+    return f"{mean:.4f} ± {std:.4f}" if math.isfinite(std) else f"{mean:.4f}"
+
+
+def _run_labels(df: pd.DataFrame) -> pd.Series:
+    """``N<id>`` for exploration nodes, else ``<cfg>`` (``<cfg>/seed<s>`` with several seeds)."""
+    if "node_id" in df.columns:
+        return df["node_id"].map(lambda i: f"N{int(i)}" if pd.notna(i) else "")
+    cfg = df["cfg"].astype(str) if "cfg" in df.columns else pd.Series("", index=df.index)
+    if "seed" in df.columns and df["seed"].nunique(dropna=True) > 1:
+        return cfg + "/seed" + df["seed"].astype(str)
+    return cfg
+
+
+# --------------------------------------------------------------------------------------------
+# configurations
+# --------------------------------------------------------------------------------------------
+
+
+def param_columns(runs: pd.DataFrame) -> list[str]:
+    """Training-parameter columns of ``runs`` (train schema order; see :data:`CONFIG_EXCLUDE`)."""
+    names = [n for n in load_schema("train")["properties"] if n not in CONFIG_EXCLUDE]
+    out = []
+    for name in names:
+        if f"param_{name}" in runs.columns:
+            out.append(f"param_{name}")
+        elif name in runs.columns:
+            out.append(name)
+    return out
+
+
+def varying_params(runs: pd.DataFrame, columns: Sequence[str] | None = None) -> list[str]:
+    """Parameter columns taking more than one value in ``runs`` (missing values ignored)."""
+    columns = param_columns(runs) if columns is None else list(columns)
+    return [c for c in columns if c in runs and runs[c].dropna().map(_text).nunique() > 1]
+
+
+def _config_keys(runs: pd.DataFrame) -> pd.Series:
+    cols = param_columns(runs)
+    if not cols:
+        return runs["cfg"].astype(str) if "cfg" in runs else pd.Series("", index=runs.index)
+    present = runs[cols].notna().any(axis=1)
+    text = runs[cols].apply(lambda row: "|".join(_text(v) for v in row), axis=1)
+    cfg = runs["cfg"].astype(str) if "cfg" in runs else pd.Series("", index=runs.index)
+    return text.where(present, "cfg:" + cfg)
+
+
+def config_labels(runs: pd.DataFrame, params: Sequence[str] | None = None) -> pd.Series:
+    """Readable configuration of each run: ``p=v`` for the parameters varying in ``runs``.
+
+    Runs without parameter values get their ``cfg``; when no parameter varies the label is
+    ``(same configuration)``.
+    """
+    if runs.empty:
+        return pd.Series([], dtype="object", index=runs.index)
+    params = varying_params(runs) if params is None else list(params)
+    cfg = runs["cfg"].astype(str) if "cfg" in runs else pd.Series("", index=runs.index)
+    if not params:
+        has = runs[param_columns(runs)].notna().any(axis=1) if param_columns(runs) else None
+        if has is None:
+            return cfg
+        return pd.Series("(same configuration)", index=runs.index).where(has, cfg)
+    text = runs[params].apply(
+        lambda row: ", ".join(f"{_label(p)}={_text(v)}" for p, v in row.items()), axis=1
+    )
+    present = runs[params].notna().any(axis=1)
+    return text.where(present, cfg)
+
+
+# --------------------------------------------------------------------------------------------
+# tables
+# --------------------------------------------------------------------------------------------
+
+
+def best_configs(
+    runs: pd.DataFrame, score_weights: Mapping[str, float] | None = None
+) -> pd.DataFrame:
+    """:func:`.tables.best_runs` plus a ``config`` column (the best run's parameter values)."""
+    best = best_runs(runs, score_weights)
+    if best.empty:
+        return best.assign(config=pd.Series(dtype="object"))
+    labels = config_labels(runs)
+    params = varying_params(runs)
+    if params:
+        text = best[params].apply(
+            lambda row: ", ".join(f"{_label(p)}={_text(v)}" for p, v in row.items()), axis=1
+        )
+        best["config"] = text.where(best["status"].eq("ok"), "")
+    else:
+        best["config"] = [
+            labels[(runs["cfg"] == c)].iloc[0] if (runs["cfg"] == c).any() else ""
+            for c in best["cfg"]
+        ]
+    cols = list(best.columns)
+    cols.remove("config")
+    at = cols.index("cfg") + 1 if "cfg" in cols else len(cols)
+    return best[cols[:at] + ["config"] + cols[at:]]
+
+
+def parameter_effects(
+    runs: pd.DataFrame,
+    params: Sequence[str] | None = None,
+    metrics: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """For each model, parameter and value tried: runs and mean/min/max of each metric.
+
+    Columns: ``model``, ``param``, ``value`` (text, e.g. ``6E-4``), ``value_num`` (float, NaN
+    for non-numbers), ``n_runs``, ``n_ok``, ``n_converged``, then ``<m>_mean``, ``<m>_min``,
+    ``<m>_max`` for each metric over the ``ok`` runs.  ``params`` defaults to the varying
+    parameter columns (``param_<name>`` columns are reported under ``<name>``); ``metrics``
+    to :data:`PARETO_METRICS` present.  Rows are ordered by model, parameter (in ``params``
+    order) and numeric (else text) value.
+    """
+    params = varying_params(runs) if params is None else list(params)
+    metrics = _metrics_present(runs, metrics)
+    stat_cols = [f"{m}_{s}" for m in metrics for s in ("mean", "min", "max")]
+    cols = ["model", "param", "value", "value_num", "n_runs", "n_ok", "n_converged", *stat_cols]
+    if runs.empty or not params:
+        return pd.DataFrame(columns=cols)
+    ok = _ok(runs)
+    conv = _converged(runs)
+    values = {m: _numeric(runs, m) for m in metrics}
+    records = []
+    for model in sorted(runs["model"].astype(str).unique()):
+        in_model = runs["model"].astype(str).eq(model)
+        for param in params:
+            if param not in runs.columns:
+                continue
+            column = runs[param]
+            texts = column.map(_text)
+            keep = in_model & column.notna()
+            seen = {}
+            for idx in runs.index[keep]:
+                seen.setdefault(texts[idx], column[idx])
+            order = sorted(
+                seen,
+                key=lambda t: (0, float(seen[t]), t) if _is_number(seen[t]) else (1, 0.0, t),
+            )
+            for text in order:
+                sel = keep & texts.eq(text)
+                row = {
+                    "model": model,
+                    "param": _label(param),
+                    "value": text,
+                    "value_num": float(seen[text]) if _is_number(seen[text]) else math.nan,
+                    "n_runs": int(sel.sum()),
+                    "n_ok": int((sel & ok).sum()),
+                    "n_converged": int((sel & ok & conv).sum()),
+                }
+                for m in metrics:
+                    v = values[m][sel & ok].dropna()
+                    row[f"{m}_mean"] = float(v.mean()) if len(v) else math.nan
+                    row[f"{m}_min"] = float(v.min()) if len(v) else math.nan
+                    row[f"{m}_max"] = float(v.max()) if len(v) else math.nan
+                records.append(row)
+    return pd.DataFrame.from_records(records, columns=cols)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(
+        value, bool | np.bool_
+    )
+
+
+def _config_groups(runs: pd.DataFrame):
+    """(keys frame, labels) where keys = model, sparsity, filling_factor, config key."""
+    keys = pd.DataFrame(
+        {
+            "model": runs["model"].astype(str),
+            "sparsity": runs["sparsity"].astype(str),
+            "filling_factor": _filling(runs),
+            "ckey": _config_keys(runs),
+        },
+        index=runs.index,
+    )
+    return keys, config_labels(runs)
+
+
+def _sorted_groups(keys: pd.DataFrame, labels: pd.Series) -> list[tuple]:
+    """Group tuples ordered by model, filling factor (descending), configuration label."""
+    first = keys.assign(clabel=labels).drop_duplicates(["model", "sparsity", "ckey"])
+    first = first.assign(_ff=-first["filling_factor"].fillna(-np.inf))
+    first = first.sort_values(["model", "_ff", "sparsity", "clabel"], kind="stable")
+    return [
+        (r.model, r.sparsity, r.filling_factor, r.ckey, r.clabel)
+        for r in first.itertuples(index=False)
+    ]
+
+
+def replicate_cv(
+    runs: pd.DataFrame, metrics: Sequence[str] | None = None, ddof: int = 1
+) -> pd.DataFrame:
+    """Replicate statistics per identical configuration (per model and sparsity).
+
+    Columns: ``model``, ``sparsity``, ``filling_factor``, ``config``, ``n_runs``, ``n_ok``,
+    ``runs`` (node ids ``N62, N81`` or cfg names), then per metric ``<m>_mean``, ``<m>_std``
+    (``ddof`` = 1 by default, as :func:`.tables.replicate_stats`; seed 001's "CV=3.30%" for
+    0.931/0.859/0.923/0.930 is the ``ddof=0`` value), ``<m>_cv`` (std / |mean|, NaN for a
+    single run) and ``<m>_mean_std`` text.  Only ``ok`` runs enter the statistics.
+    """
+    metrics = _metrics_present(runs, metrics)
+    stat = [f"{m}_{s}" for m in metrics for s in ("mean", "std", "cv", "mean_std")]
+    cols = ["model", "sparsity", "filling_factor", "config", "n_runs", "n_ok", "runs", *stat]
+    if runs.empty:
+        return pd.DataFrame(columns=cols)
+    keys, labels = _config_groups(runs)
+    ok = _ok(runs)
+    names = _run_labels(runs)
+    values = {m: _numeric(runs, m) for m in metrics}
+    records = []
+    for model, sparsity, ff, key, label in _sorted_groups(keys, labels):
+        sel = keys["model"].eq(model) & keys["sparsity"].eq(sparsity) & keys["ckey"].eq(key)
+        row = {
+            "model": model,
+            "sparsity": sparsity,
+            "filling_factor": ff,
+            "config": label,
+            "n_runs": int(sel.sum()),
+            "n_ok": int((sel & ok).sum()),
+            "runs": ", ".join(names[sel]),
+        }
+        for m in metrics:
+            v = values[m][sel & ok].dropna().to_numpy()
+            mean = float(v.mean()) if len(v) else math.nan
+            std = _std(v, ddof)
+            row[f"{m}_mean"] = mean
+            row[f"{m}_std"] = std
+            row[f"{m}_cv"] = _cv(std, mean)
+            row[f"{m}_mean_std"] = _mean_std_text(mean, std)
+        records.append(row)
+    return pd.DataFrame.from_records(records, columns=cols)
+
+
+def variance_by_config(runs: pd.DataFrame, metric: str, ddof: int = 1) -> pd.DataFrame:
+    """Variance analysis of one metric per configuration (seed 003's V_rest table).
+
+    One row per (model, sparsity, configuration) with at least one ``ok`` run with a finite
+    value: ``metric``, ``config``, ``n_runs``, ``runs`` (``N62, N81``), ``values``
+    (``0.559, 0.264``, 3 decimals), ``range`` (max - min; NaN for one run), ``mean``, ``std``
+    (``ddof``), ``cv``.  Ordered by model, filling factor (descending), mean (descending).
+    """
+    cols = ["model", "sparsity", "filling_factor", "metric", "config", "n_runs", "runs"]
+    cols += ["values", "range", "mean", "std", "cv"]
+    if runs.empty or metric not in runs.columns:
+        return pd.DataFrame(columns=cols)
+    keys, labels = _config_groups(runs)
+    value = _numeric(runs, metric)
+    ok = _ok(runs) & value.notna()
+    names = _run_labels(runs)
+    records = []
+    for model, sparsity, ff, key, label in _sorted_groups(keys, labels):
+        sel = keys["model"].eq(model) & keys["sparsity"].eq(sparsity) & keys["ckey"].eq(key)
+        sel = sel & ok
+        if not sel.any():
+            continue
+        v = value[sel].to_numpy()
+        mean = float(v.mean())
+        std = _std(v, ddof)
+        records.append(
+            {
+                "model": model,
+                "sparsity": sparsity,
+                "filling_factor": ff,
+                "metric": metric,
+                "config": label,
+                "n_runs": int(len(v)),
+                "runs": ", ".join(names[sel]),
+                "values": ", ".join(f"{x:.3f}" for x in v),
+                "range": float(v.max() - v.min()) if len(v) > 1 else math.nan,
+                "mean": mean,
+                "std": std,
+                "cv": _cv(std, mean),
+            }
+        )
+    out = pd.DataFrame.from_records(records, columns=cols)
+    if not out.empty:
+        out = (
+            out.assign(_ff=-out["filling_factor"].fillna(-np.inf))
+            .sort_values(
+                ["model", "_ff", "sparsity", "mean"], ascending=[1, 1, 1, 0], kind="stable"
+            )
+            .drop(columns="_ff")
+            .reset_index(drop=True)
+        )
+    return out
+
+
+def pareto_front(
+    runs: pd.DataFrame,
+    metrics: Sequence[str] = PARETO_METRICS,
+    by: Sequence[str] = ("model",),
+) -> pd.DataFrame:
+    """The non-dominated ``ok`` runs per ``by`` group, maximising every metric.
+
+    Only the metrics of ``metrics`` present in ``runs`` (with a finite value somewhere) are
+    used; a run lacking a finite value of one of them is left out.  A run is dominated when
+    another is >= on every metric and > on one; equal runs are all kept.  Columns: the ``by``
+    keys, ``sparsity``, ``filling_factor``, ``cfg``, ``seed`` (and ``node_id`` when
+    present), ``config``, the metrics and ``best_in`` (the metrics on which the run is the
+    best of its group, as seed 003's "Best conn" / "Best V_rest" rows).  ``attrs["metrics"]``
+    lists the metrics used.  Ordered by group, then the first metric (descending).
+    """
+    used = [m for m in metrics if m in runs.columns and _numeric(runs, m).notna().any()]
+    ident = [c for c in ("sparsity", "filling_factor", "cfg", "seed", "node_id") if c in runs]
+    ident = [c for c in ident if c not in by]
+    cols = [*by, *ident, "config", *used, "best_in"]
+    if runs.empty or not used:
+        out = pd.DataFrame(columns=cols)
+        out.attrs["metrics"] = used
+        return out
+    labels = config_labels(runs)
+    vals = pd.DataFrame({m: _numeric(runs, m) for m in used}, index=runs.index)
+    keep = _ok(runs) & vals.notna().all(axis=1)
+    pool = runs[keep]
+    records = []
+    groups = pool.groupby(list(by), sort=True, dropna=False) if len(pool) else []
+    for _, group in groups:
+        x = vals.loc[group.index].to_numpy()
+        n = len(x)
+        dominated = np.zeros(n, dtype=bool)
+        for i in range(n):
+            ge = (x >= x[i]).all(axis=1)
+            gt = (x > x[i]).any(axis=1)
+            dominated[i] = bool((ge & gt).any())
+        best = x.max(axis=0)
+        for i in np.flatnonzero(~dominated):
+            idx = group.index[i]
+            row = {c: runs.at[idx, c] for c in (*by, *ident)}
+            row["config"] = labels[idx]
+            row.update({m: float(x[i, j]) for j, m in enumerate(used)})
+            row["best_in"] = ", ".join(m for j, m in enumerate(used) if x[i, j] == best[j])
+            records.append(row)
+    out = pd.DataFrame.from_records(records, columns=cols)
+    if not out.empty:
+        out = out.sort_values(
+            [*by, used[0]], ascending=[True] * len(by) + [False], kind="stable"
+        ).reset_index(drop=True)
+    out.attrs["metrics"] = used
+    return out
+
+
+def sparsity_landscape(
+    runs: pd.DataFrame,
+    score_weights: Mapping[str, float] | None = None,
+    params: Sequence[str] = ("lr_W", "coeff_W_L1"),
+    metrics: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Best metrics per (model, filling factor) - seed 004's Sparsity Comparison Table.
+
+    Columns: ``model``, ``sparsity``, ``filling_factor``, ``sparsity_pct`` (``50%``),
+    ``n_runs``, ``n_ok``, ``n_converged``, ``best_<m>`` (max over ok runs) for each metric
+    (default :data:`PARETO_METRICS` present), then the best-scoring run
+    (:func:`.tables.best_runs`): ``best_score``, ``best_cfg``, ``best_config`` and
+    ``best_<param>`` for ``params`` present (the seed's "Optimal L1", "Optimal lr_W").
+    Ordered by model, then filling factor from dense to sparse.
+    """
+    metrics = _metrics_present(runs, metrics)
+    params = [p for p in params if p in runs.columns or f"param_{p}" in runs.columns]
+    cols = ["model", "sparsity", "filling_factor", "sparsity_pct", "n_runs", "n_ok"]
+    cols += ["n_converged", *[f"best_{m}" for m in metrics], "best_score", "best_cfg"]
+    cols += ["best_config", *[f"best_{p}" for p in params]]
+    if runs.empty:
+        return pd.DataFrame(columns=cols)
+    best = best_configs(runs, score_weights)
+    ok = _ok(runs)
+    conv = _converged(runs)
+    ff = _filling(runs)
+    records = []
+    keys = pd.DataFrame({"model": runs["model"].astype(str), "sparsity": runs["sparsity"]})
+    keys = keys.assign(filling_factor=ff).drop_duplicates(["model", "sparsity"])
+    keys = keys.assign(_ff=-keys["filling_factor"].fillna(-np.inf)).sort_values(
+        ["model", "_ff"], kind="stable"
+    )
+    for key in keys.itertuples(index=False):
+        sel = runs["model"].astype(str).eq(key.model) & runs["sparsity"].eq(key.sparsity)
+        f = key.filling_factor
+        row = {
+            "model": key.model,
+            "sparsity": key.sparsity,
+            "filling_factor": f,
+            "sparsity_pct": f"{f * 100:g}%" if math.isfinite(f) else "",
+            "n_runs": int(sel.sum()),
+            "n_ok": int((sel & ok).sum()),
+            "n_converged": int((sel & ok & conv).sum()),
+        }
+        for m in metrics:
+            v = _numeric(runs, m)[sel & ok].dropna()
+            row[f"best_{m}"] = float(v.max()) if len(v) else math.nan
+        b = best[best["model"].astype(str).eq(key.model) & best["sparsity"].eq(key.sparsity)]
+        b = b.iloc[0] if len(b) else None
+        has = b is not None and b.get("status") == "ok"
+        row["best_score"] = float(b["score"]) if has else math.nan
+        row["best_cfg"] = b["cfg"] if has else None
+        row["best_config"] = b.get("config") if has else None
+        for p in params:
+            col = f"param_{p}" if f"param_{p}" in runs.columns else p
+            row[f"best_{p}"] = b[col] if has else None
+        records.append(row)
+    return pd.DataFrame.from_records(records, columns=cols)
+
+
+def _type_columns(runs: pd.DataFrame) -> list[str]:
+    cols = [c for c in runs.columns if str(c).startswith(PER_TYPE_PREFIX)]
+    return sorted(cols, key=lambda c: _natural_key(c[len(PER_TYPE_PREFIX) :]))
+
+
+def per_type_recovery(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per model and neuron type: statistics of the per-type R2 over the ``ok`` runs.
+
+    From the ``per_type_R2_<type>`` columns.  Columns: ``model``, ``type`` (text),
+    ``n_runs`` (ok runs with a finite value), ``mean``, ``std`` (ddof 1), ``min``, ``max``,
+    ``rank`` (1 = hardest type of the model, by mean; ties share the lowest rank).
+    """
+    cols = ["model", "type", "n_runs", "mean", "std", "min", "max", "rank"]
+    types = _type_columns(runs)
+    if runs.empty or not types:
+        return pd.DataFrame(columns=cols)
+    ok = _ok(runs)
+    records = []
+    for model in sorted(runs["model"].astype(str).unique()):
+        sel = runs["model"].astype(str).eq(model) & ok
+        rows = []
+        for col in types:
+            v = _numeric(runs, col)[sel].dropna().to_numpy()
+            if not len(v):
+                continue
+            rows.append(
+                {
+                    "model": model,
+                    "type": col[len(PER_TYPE_PREFIX) :],
+                    "n_runs": int(len(v)),
+                    "mean": float(v.mean()),
+                    "std": _std(v, 1),
+                    "min": float(v.min()),
+                    "max": float(v.max()),
+                }
+            )
+        ranks = pd.Series([r["mean"] for r in rows]).rank(method="min")
+        for r, rank in zip(rows, ranks, strict=True):
+            r["rank"] = int(rank)
+        records += rows
+    out = pd.DataFrame.from_records(records, columns=cols)
+    if not out.empty:
+        out["rank"] = out["rank"].astype("int64")
+    return out
+
+
+def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+    if len(a) < 2:
+        return math.nan
+    da, db = a - a.mean(), b - b.mean()
+    denom = math.sqrt(float((da * da).sum()) * float((db * db).sum()))
+    return float((da * db).sum()) / denom if denom > 0 else math.nan
+
+
+def type_difficulty_correlation(runs: pd.DataFrame) -> pd.DataFrame:
+    """Are the same neuron types hard in every model? (seed 000)
+
+    For each pair of models (``model_a`` < ``model_b``), the Pearson and Spearman
+    correlations of their per-type mean R2 (:func:`per_type_recovery`) over the types both
+    have (``n_types``).  NaN with fewer than 2 common types or a constant profile.
+    """
+    cols = ["model_a", "model_b", "n_types", "pearson", "spearman"]
+    table = per_type_recovery(runs)
+    if table.empty:
+        return pd.DataFrame(columns=cols)
+    wide = table.pivot(index="type", columns="model", values="mean")
+    models = sorted(wide.columns)
+    records = []
+    for i, a in enumerate(models):
+        for b in models[i + 1 :]:
+            pair = wide[[a, b]].dropna()
+            x, y = pair[a].to_numpy(float), pair[b].to_numpy(float)
+            rx = pair[a].rank(method="average").to_numpy(float)
+            ry = pair[b].rank(method="average").to_numpy(float)
+            records.append(
+                {
+                    "model_a": a,
+                    "model_b": b,
+                    "n_types": int(len(pair)),
+                    "pearson": _pearson(x, y),
+                    "spearman": _pearson(rx, ry),
+                }
+            )
+    return pd.DataFrame.from_records(records, columns=cols)
+
+
+# --------------------------------------------------------------------------------------------
+# plots
+# --------------------------------------------------------------------------------------------
+
+
+def _plt():
+    import matplotlib
+
+    if matplotlib.get_backend().lower() != "agg":
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: str | os.PathLike) -> Path:
+    from ..io import atomic_path
+
+    plt = _plt()
+    path = Path(path)
+    try:
+        fig.tight_layout()
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=110)
+    finally:
+        plt.close(fig)
+    return path
+
+
+def _empty(path, text: str) -> Path:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes)
+    ax.set_axis_off()
+    return _save(fig, path)
+
+
+def _tree_layout(nodes: pd.DataFrame) -> dict[int, tuple[float, float]]:
+    """Layered layout: x = depth in the block's tree, y = depth-first order; blocks stacked."""
+    pos: dict[int, tuple[float, float]] = {}
+    y = 0.0
+    blocks = nodes["block"] if "block" in nodes else pd.Series(0, index=nodes.index)
+    for block in sorted(blocks.unique()):
+        part = nodes[blocks.eq(block)]
+        ids = [int(i) for i in part["node_id"]]
+        members = set(ids)
+        parent = {
+            int(i): (int(p) if pd.notna(p) and int(p) in members else None)
+            for i, p in zip(part["node_id"], part["parent"], strict=True)
+        }
+        kids: dict[int | None, list[int]] = {}
+        for i in sorted(ids):
+            kids.setdefault(parent[i], []).append(i)
+        stack = [(r, 0) for r in reversed(kids.get(None, []))]
+        while stack:
+            node, depth = stack.pop()
+            pos[node] = (float(depth), -y)
+            y += 1.0
+            stack += [(c, depth + 1) for c in reversed(kids.get(node, []))]
+        y += 1.0  # gap between blocks
+    return pos
+
+
+def plot_exploration_tree(
+    nodes: pd.DataFrame, path: str | os.PathLike, title: str | None = None
+) -> Path:
+    """The exploration tree, nodes coloured by score (failed: red x, pending: grey).
+
+    ``nodes`` needs ``node_id`` and ``parent`` (optional ``score``, ``status``, ``block``),
+    e.g. ``ExplorationTree.to_frame()``.  x is the depth in the block's tree, nodes of one
+    block are listed depth-first, blocks below each other.
+    """
+    plt = _plt()
+    if nodes.empty or "node_id" not in nodes:
+        return _empty(path, "no nodes")
+    pos = _tree_layout(nodes)
+    n = len(pos)
+    depth = max(p[0] for p in pos.values()) + 1
+    fig, ax = plt.subplots(figsize=(min(4 + 1.2 * depth, 24), min(2.5 + 0.28 * n, 60)))
+    for child, parent in zip(nodes["node_id"], nodes["parent"], strict=True):
+        if pd.notna(parent) and int(parent) in pos and int(child) in pos:
+            (x0, y0), (x1, y1) = pos[int(parent)], pos[int(child)]
+            ax.plot([x0, x0, x1], [y0, y1, y1], color="0.6", lw=0.8, zorder=1)
+    status = nodes["status"].astype(str) if "status" in nodes else pd.Series("ok", nodes.index)
+    score = _numeric(nodes, "score")
+    ids = nodes["node_id"].astype(int)
+    xy = np.array([pos[i] for i in ids])
+    okm = status.eq("ok").to_numpy() & score.notna().to_numpy()
+    if okm.any():
+        sc = ax.scatter(
+            xy[okm, 0], xy[okm, 1], c=score[okm], cmap="viridis", s=60, zorder=2,
+            edgecolors="k", linewidths=0.5,
+        )  # fmt: skip
+        fig.colorbar(sc, ax=ax, label="score")
+    fail = status.eq("failed").to_numpy()
+    if fail.any():
+        ax.scatter(xy[fail, 0], xy[fail, 1], marker="x", color="tab:red", s=50, zorder=2)
+    other = ~(okm | fail)
+    if other.any():
+        ax.scatter(xy[other, 0], xy[other, 1], facecolors="none", edgecolors="0.5", s=60, zorder=2)
+    for i, (x, y) in zip(ids, xy, strict=True):
+        ax.annotate(str(i), (x, y), textcoords="offset points", xytext=(6, 3), fontsize=7)
+    if "block" in nodes and "parent" in nodes:
+        for _, row in nodes.iterrows():
+            block_ids = set(nodes.loc[nodes["block"].eq(row["block"]), "node_id"].astype(int))
+            is_root = pd.isna(row["parent"]) or int(row["parent"]) not in block_ids
+            if is_root and int(row["node_id"]) == min(i for i in block_ids if pos[i][0] == 0.0):
+                x0, y0 = pos[int(row["node_id"])]
+                ax.annotate(
+                    f"block {row['block']}", (x0, y0), textcoords="offset points",
+                    xytext=(-8, 10), fontsize=8, ha="left", color="0.3",
+                )  # fmt: skip
+    ax.set_xlabel("depth")
+    ax.set_xticks(range(int(depth)))
+    ax.set_yticks([])
+    ax.set_xlim(-0.5, depth - 0.3)
+    ax.set_title(title or "exploration tree (colour: score; x: failed)")
+    return _save(fig, path)
+
+
+def _log_axis(values: pd.Series) -> bool:
+    v = values.dropna()
+    return len(v) > 1 and (v > 0).all() and v.max() / v.min() >= 20
+
+
+def plot_metric_vs_params(
+    runs: pd.DataFrame,
+    path: str | os.PathLike,
+    metric: str = "connectivity_R2",
+    params: Sequence[str] | None = None,
+) -> Path:
+    """One scatter panel per parameter: ``metric`` of every ok run against the parameter
+    value (log x-axis for wide positive ranges), coloured by classification."""
+    plt = _plt()
+    params = varying_params(runs) if params is None else list(params)
+    params = [p for p in params if p in runs.columns]
+    if runs.empty or not params or metric not in runs.columns:
+        return _empty(path, f"no parameter / {metric} to plot")
+    y = _numeric(runs, metric)
+    ok = _ok(runs) & y.notna()
+    ncol = min(3, len(params))
+    nrow = math.ceil(len(params) / ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 3.3 * nrow), squeeze=False)
+    colors = dict(zip(CLASSIFICATIONS, plt.get_cmap("tab10").colors, strict=False))
+    labels = runs["classification"] if "classification" in runs else pd.Series("", runs.index)
+    for ax, p in zip(axes.ravel(), params, strict=False):
+        x = pd.to_numeric(runs[p], errors="coerce")
+        sel = ok & x.notna()
+        if not sel.any():  # text parameter: categorical positions
+            cats = sorted(runs.loc[ok, p].map(_text).unique())
+            x = runs[p].map(_text).map({c: i for i, c in enumerate(cats)})
+            sel = ok & x.notna()
+            ax.set_xticks(range(len(cats)), cats, rotation=30)
+        for label in CLASSIFICATIONS:
+            m = sel & labels.eq(label)
+            if m.any():
+                ax.scatter(x[m], y[m], s=22, color=colors[label], label=label, alpha=0.8)
+        if _log_axis(x[sel]):
+            ax.set_xscale("log")
+        ax.set_xlabel(_label(p))
+        ax.set_ylabel(metric)
+    for ax in axes.ravel()[len(params) :]:
+        ax.set_axis_off()
+    handles, names = axes.ravel()[0].get_legend_handles_labels()
+    if handles:
+        axes.ravel()[0].legend(handles, names, fontsize=7)
+    fig.suptitle(f"{metric} vs parameters")
+    return _save(fig, path)
+
+
+def plot_pareto_front(
+    runs: pd.DataFrame,
+    front: pd.DataFrame,
+    path: str | os.PathLike,
+    x: str = "connectivity_R2",
+    y: str = "cluster_accuracy",
+) -> Path:
+    """Ok runs in the (x, y) plane with the Pareto-optimal runs (all metrics) highlighted."""
+    plt = _plt()
+    if runs.empty or x not in runs or y not in runs:
+        return _empty(path, f"no {x} / {y} to plot")
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    ok = _ok(runs)
+    models = sorted(runs["model"].astype(str).unique())
+    cmap = plt.get_cmap("tab10")
+    for i, model in enumerate(models):
+        sel = ok & runs["model"].astype(str).eq(model)
+        ax.scatter(
+            _numeric(runs, x)[sel], _numeric(runs, y)[sel], s=18, alpha=0.45,
+            color=cmap(i % 10), label=model,
+        )  # fmt: skip
+        if not front.empty and x in front and y in front:
+            f = front[front["model"].astype(str).eq(model)].sort_values(x)
+            ax.scatter(f[x], f[y], s=70, facecolors="none", edgecolors=cmap(i % 10), linewidths=1.5)
+            ax.plot(f[x], f[y], color=cmap(i % 10), lw=0.8, ls="--")
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    ax.set_title("Pareto front (circled: non-dominated on all metrics)")
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def plot_sparsity_landscape(
+    landscape: pd.DataFrame,
+    path: str | os.PathLike,
+    metrics: Sequence[str] = ("connectivity_R2", "cluster_accuracy"),
+) -> Path:
+    """Best metric per filling factor (log x-axis), one line per model and metric."""
+    plt = _plt()
+    cols = [m for m in metrics if f"best_{m}" in landscape]
+    if landscape.empty or not cols:
+        return _empty(path, "no sparsity landscape")
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    styles = ["-o", "--s", ":^", "-.v", "-d"]
+    for i, model in enumerate(sorted(landscape["model"].astype(str).unique())):
+        part = landscape[landscape["model"].astype(str).eq(model)].sort_values("filling_factor")
+        for j, m in enumerate(cols):
+            ax.plot(
+                part["filling_factor"], part[f"best_{m}"], styles[j % len(styles)],
+                color=plt.get_cmap("tab10")(i % 10), label=f"{model}: {m}",
+            )  # fmt: skip
+    ff = pd.to_numeric(landscape["filling_factor"], errors="coerce")
+    if _log_axis(ff):
+        ax.set_xscale("log")
+    ax.axhline(0.9, color="0.7", lw=0.8, ls=":")
+    ax.set_xlabel("filling factor")
+    ax.set_ylabel("best value")
+    ax.set_title("sparsity landscape")
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+# --------------------------------------------------------------------------------------------
+# everything at once
+# --------------------------------------------------------------------------------------------
+
+_HEADINGS = {
+    "best": "## Best configuration per (model, sparsity)",
+    "parameter_effects": "## Parameter effects",
+    "replicates": "## Replicates (per identical configuration)",
+    "pareto": "## Pareto front",
+    "classification": "## Classification",
+    "sparsity_landscape": "## Sparsity landscape",
+    "per_type_recovery": "## Per-type recovery",
+    "type_difficulty": "## Cross-model type difficulty correlation",
+}
+
+
+def _views(tables: dict[str, pd.DataFrame]) -> dict[str, list[str] | None]:
+    views: dict[str, list[str] | None] = {name: None for name in tables}
+    best = tables["best"]
+    metric_cols = [m for m in (*PARETO_METRICS, "test_pearson") if m in best]
+    views["best"] = ["model", "sparsity", "cfg", "config", "score", "n_runs", "n_ok"]
+    views["best"] += ["classification", *metric_cols]
+    rep = tables["replicates"]
+    views["replicates"] = ["model", "sparsity", "config", "n_runs", "n_ok", "runs"]
+    views["replicates"] += [c for c in rep.columns if c.endswith(("_mean_std", "_cv"))]
+    views["parameter_effects"] = [c for c in tables["parameter_effects"] if c != "value_num"]
+    return views
+
+
+def exploration_summary(
+    runs: pd.DataFrame,
+    out_dir: str | os.PathLike,
+    score_weights: Mapping[str, float] | None = None,
+    params: Sequence[str] | None = None,
+    variance_metrics: Sequence[str] | None = None,
+    plots: bool = True,
+) -> dict[str, pd.DataFrame]:
+    """Write every exploration table (parquet + csv + md), ``summary.md`` and the plots.
+
+    ``runs``: a runs table (``load_runs`` or ``ExplorationTree.to_frame``; for the latter
+    unfinished nodes are ignored by the statistics and the tree plot shows them).
+    ``variance_metrics`` defaults to every :data:`PARETO_METRICS` metric present (one
+    ``variance_<metric>`` table each).  Plots: ``exploration_tree.png`` (when ``runs`` has
+    node columns), ``metric_vs_params_<metric>.png`` for connectivity_R2 and
+    cluster_accuracy, ``pareto_front.png``, ``sparsity_landscape.png``.  Returns the tables.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    finished = runs
+    if "status" in runs.columns:
+        finished = runs[runs["status"].astype(str).isin(["ok", "failed"])]
+    params = varying_params(finished) if params is None else list(params)
+    present = _metrics_present(finished, None)
+    variance_metrics = present if variance_metrics is None else list(variance_metrics)
+    tables: dict[str, pd.DataFrame] = {
+        "best": best_configs(finished, score_weights),
+        "parameter_effects": parameter_effects(finished, params),
+        "replicates": replicate_cv(finished),
+        "pareto": pareto_front(finished),
+        "classification": classification_counts(finished),
+        "sparsity_landscape": sparsity_landscape(finished, score_weights),
+        "per_type_recovery": per_type_recovery(finished),
+        "type_difficulty": type_difficulty_correlation(finished),
+    }
+    for m in variance_metrics:
+        tables[f"variance_{m}"] = variance_by_config(finished, m)
+    views = _views(tables)
+    sections = [
+        "# Exploration summary",
+        "",
+        f"{len(finished)} finished runs, {int(_ok(finished).sum())} ok.",
+    ]
+    for name, table in tables.items():
+        view = views.get(name)
+        write_table(table, out_dir / name, markdown_columns=view)
+        shown = table if view is None else table[[c for c in view if c in table]]
+        heading = _HEADINGS.get(
+            name, f"## Variance of {name[len('variance_') :]} per configuration"
+        )
+        sections += ["", heading, "", to_markdown(shown)]
+    from ..io import atomic_path
+
+    with atomic_path(out_dir / "summary.md") as tmp:
+        tmp.write_text("\n".join(sections) + "\n", encoding="utf-8")
+    if plots:
+        if "node_id" in runs.columns and "parent" in runs.columns:
+            plot_exploration_tree(runs, out_dir / "exploration_tree.png")
+        for m in ("connectivity_R2", "cluster_accuracy"):
+            if m in finished.columns:
+                plot_metric_vs_params(finished, out_dir / f"metric_vs_params_{m}.png", m, params)
+        plot_pareto_front(finished, tables["pareto"], out_dir / "pareto_front.png")
+        plot_sparsity_landscape(tables["sparsity_landscape"], out_dir / "sparsity_landscape.png")
+    return tables

@@ -1,9 +1,17 @@
-"""Command line helpers: ``connectome-gnn failed`` and ``connectome-gnn rerun-failed``.
+"""Command line helpers: failed runs, rerun-failed, and explorations.
 
 ``rerun-failed`` reruns only the runs whose training ended with status failed (their train
 jobs and everything downstream), leaving every finished run untouched::
 
     connectome-gnn rerun-failed -- --profile profiles/local
+
+``explore`` runs an exploration (UCB tree search over training configurations) for N more
+iterations, resuming where it stopped; ``explore-report`` regenerates its tables and plots from
+the metrics files only; ``explore-add`` adds a hand-written (or agent-written) training config as
+a node, which the next ``explore`` trains first::
+
+    connectome-gnn explore config/experiments/sparsity_landscape.yaml --iterations 8 -- \
+        --profile profiles/slurm
 """
 
 from __future__ import annotations
@@ -42,7 +50,27 @@ def main(argv: list[str] | None = None) -> int:
     )
     p_rerun.add_argument("--results", default="results")
     p_rerun.add_argument("snakemake_args", nargs=argparse.REMAINDER)
+    p_exp = sub.add_parser("explore", help="run N more iterations of an exploration")
+    p_rep = sub.add_parser("explore-report", help="regenerate an exploration's tables and plots")
+    p_add = sub.add_parser("explore-add", help="add a training config YAML as an exploration node")
+    for p in (p_exp, p_rep, p_add):
+        p.add_argument("experiment", help="experiment YAML (config/experiments/*.yaml)")
+        p.add_argument("--config", default="config/config.yaml", help="workflow config")
+        p.add_argument("--root", default="results/explorations")
+    p_exp.add_argument("--iterations", type=int, default=None, help="default: until done")
+    p_exp.add_argument("--snakefile", default="Snakefile")
+    p_add.add_argument("train_config", help="a training config YAML (train schema)")
+    p_add.add_argument("--parent", type=int, default=None, help="parent node id")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "explore" and "--" in argv:  # snakemake arguments after --
+        cut = argv.index("--")
+        argv, passthrough = argv[:cut], argv[cut + 1 :]
+    else:
+        passthrough = []
     args = parser.parse_args(argv)
+    if args.command.startswith("explore"):
+        args.snakemake_args = passthrough
+        return _explore(args)
 
     failed = failed_runs(args.results)
     if args.command == "failed":
@@ -58,6 +86,29 @@ def main(argv: list[str] | None = None) -> int:
     print(f"rerunning {len(failed)} failed run(s)", file=sys.stderr)
     os.execv(exe, cmd)
     return 1  # not reached
+
+
+def _explore(args) -> int:
+    from .config import ConfigError
+    from .explore.driver import Explorer
+
+    try:
+        extra = args.snakemake_args
+        kwargs = {"snakefile": args.snakefile} if args.command == "explore" else {}
+        explorer = Explorer(args.experiment, args.config, args.root, snakemake_args=extra, **kwargs)
+        if args.command == "explore-report":
+            explorer.write_reports()
+        elif args.command == "explore-add":
+            node = explorer.tree.add_external_file(args.train_config, parent=args.parent)
+            explorer.tree.save()
+            print(f"added node {node.node_id} ({explorer.tree.cfg_name(node)})")
+        else:
+            n = explorer.run(args.iterations)
+            print(f"{explorer.tree.name}: {n} run(s) trained; see {explorer.directory}")
+    except (ConfigError, DataError) as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,186 @@
+"""Run an exploration end to end: propose -> train + analyse (Snakemake) -> update -> propose ...
+
+Each batch of ``n_slots`` proposed nodes becomes one Snakemake invocation whose targets are the
+nodes' ``metrics.json``; with ``--profile profiles/slurm`` the slots train as parallel GPU jobs.
+Everything lives in ``<root>/<name>/`` (``nodes.yaml``, ``configs/``, ``workflow.yaml``,
+``ucb_scores.*``, ``iteration_log.md``, ``summary/``).  The tree is saved before and after every
+batch, so a crashed or cancelled driver resumes where it stopped: nodes still pending or running
+are run again first (finished outputs are kept, train jobs resume from their checkpoints), then
+new batches are proposed.  A run without ``metrics.json`` after its batch (the job failed even
+after Snakemake's retries) becomes a failed node, and the exploration goes on.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import yaml
+
+from ..config import ConfigError, format_sparsity, load_workflow_config, load_yaml
+from ..io import atomic_path
+from .experiment import load_experiment
+from .log import write_log
+from .propose import propose_batch, write_configs
+from .tree import ExplorationError, ExplorationTree, Node
+from .ucb import write_ucb_scores
+
+Runner = Callable[[list[str]], int]
+
+
+def _snakemake_exe() -> str:
+    return shutil.which("snakemake") or str(Path(sys.executable).parent / "snakemake")
+
+
+def default_runner(cmd: list[str]) -> int:
+    """Run Snakemake (argv list, never a shell string) and return its exit status."""
+    return subprocess.run(cmd, check=False).returncode
+
+
+def run_dir(results: str, node: Node, cfg: str) -> Path:
+    sim = node.sim
+    return (
+        Path(results)
+        / sim["model"]
+        / format_sparsity(sim["sparsity"])
+        / cfg
+        / f"seed{int(sim.get('seed', 0))}"
+    )
+
+
+class Explorer:
+    """One exploration directory bound to a workflow configuration."""
+
+    def __init__(
+        self,
+        experiment: str | Path,
+        workflow_config: str | Path = "config/config.yaml",
+        root: str | Path = "results/explorations",
+        snakefile: str | Path = "Snakefile",
+        snakemake_args: Sequence[str] = (),
+        runner: Runner = default_runner,
+    ):
+        self.experiment = load_experiment(experiment)
+        self.workflow_config_path = Path(workflow_config)
+        self.workflow = load_workflow_config(
+            load_yaml(self.workflow_config_path), source=str(self.workflow_config_path)
+        )
+        self.results = self.workflow["results_dir"]
+        for i, block in enumerate(self.experiment["blocks"]):
+            if block["model"] not in self.workflow["models"]:
+                raise ConfigError(
+                    f"{experiment}: field 'blocks[{i}].model': {block['model']!r} is not defined "
+                    f"under models in {self.workflow_config_path}"
+                )
+        self.tree = ExplorationTree.open(Path(root) / self.experiment["name"], self.experiment)
+        self.snakefile = Path(snakefile)
+        self.snakemake_args = list(snakemake_args)
+        self.runner = runner
+
+    @property
+    def directory(self) -> Path:
+        return self.tree.directory
+
+    def unfinished(self) -> list[Node]:
+        return [n for n in self.tree.nodes if n.status in ("pending", "running")]
+
+    def _write_workflow_config(self, nodes: list[Node]) -> Path:
+        """The grid of this batch: its cfgs under the block's model, sparsity and seed."""
+        grid = {"model": [], "sparsity": [], "cfg": [], "seed": []}
+        for node in nodes:
+            values = {
+                "model": node.sim["model"],
+                "sparsity": float(node.sim["sparsity"]),
+                "cfg": self.tree.cfg_name(node),
+                "seed": int(node.sim.get("seed", 0)),
+            }
+            for key, value in values.items():
+                if value not in grid[key]:
+                    grid[key].append(value)
+        cfg = {"grid": grid, "train_config_dir": str(self.directory / "configs")}
+        path = self.directory / "workflow.yaml"
+        with atomic_path(path) as tmp:
+            tmp.write_text(yaml.safe_dump(cfg, sort_keys=False))
+        return path
+
+    def run_batch(self, nodes: list[Node]) -> int:
+        """Train and analyse ``nodes`` with Snakemake, then record their metrics."""
+        write_configs(self.tree, nodes)
+        for node in nodes:
+            self.tree.set_status(node.node_id, "running")
+        self.tree.save()
+        cfg_path = self._write_workflow_config(nodes)
+        targets = [
+            str(run_dir(self.results, n, self.tree.cfg_name(n)) / "metrics.json") for n in nodes
+        ]
+        # targets first and --configfile (which takes several values) last, so that neither
+        # swallows the other nor a user argument taking optional values (e.g. --quiet)
+        cmd = [
+            _snakemake_exe(),
+            *targets,
+            "--snakefile",
+            str(self.snakefile),
+            *self.snakemake_args,
+            "--configfile",
+            str(self.workflow_config_path),
+            str(cfg_path),
+        ]
+        rc = self.runner(cmd)
+        if rc != 0 and not any(Path(t).is_file() for t in targets):
+            # nothing ran (bad arguments, locked directory, cluster down ...): keep the nodes
+            # unfinished so that the next call retries them instead of recording failures
+            raise ExplorationError(
+                f"snakemake exited with status {rc} before producing any result of batch "
+                f"{nodes[0].batch} (nodes {nodes[0].node_id}-{nodes[-1].node_id}); they stay "
+                f"unfinished in {self.tree.path} and run first when you rerun this command"
+            )
+        for node, target in zip(nodes, targets, strict=True):
+            if Path(target).is_file():
+                self.tree.update_from_file(node.node_id, target)
+            else:
+                self.tree.update(
+                    node.node_id,
+                    None,
+                    status="failed",
+                    reason=f"no {target} after the batch (snakemake exit {rc}; see its logs)",
+                )
+        self.tree.save()
+        self.write_reports()
+        return rc
+
+    def write_reports(self) -> None:
+        from ..aggregate.exploration import exploration_summary
+
+        write_ucb_scores(self.tree)
+        write_log(self.tree)
+        exploration_summary(
+            self.tree.to_frame(include_unfinished=False),
+            self.directory / "summary",
+            self.tree.score_weights,
+        )
+
+    def run(self, iterations: int | None = None) -> int:
+        """Run unfinished nodes, then new batches until at least ``iterations`` more runs were
+        proposed (None: until every block is done; batches are kept whole).  Returns the number
+        of runs trained."""
+        done = 0
+        pending = self.unfinished()
+        if pending:
+            print(
+                f"resuming {self.tree.name}: {len(pending)} unfinished node(s)",
+                file=sys.stderr,
+            )
+            self.run_batch(pending)
+            done += len(pending)
+        proposed = 0
+        while iterations is None or proposed < iterations:
+            nodes = propose_batch(self.tree)
+            if not nodes:
+                break
+            proposed += len(nodes)
+            self.run_batch(nodes)
+            done += len(nodes)
+        return done

@@ -26,7 +26,7 @@ from ..simulate.data import Simulation
 from ..train.trainer import INFO, LOSS, MODEL, RUN_CONFIG, resolve_device
 from . import plots
 from .clustering import cluster_metrics
-from .metrics import connectivity_metrics, per_type_r2, rollout_metrics
+from .metrics import connectivity_metrics, linear_fit_r2, per_type_r2, rollout_metrics, svd_rank
 
 METRICS = "metrics.json"
 PLOTS = {
@@ -58,6 +58,23 @@ def rollout(
                 out[t + 1 :] = float("nan")
                 break
     return out.numpy()
+
+
+MAX_DENSE_RANK_N = 3000  # above this, W ranks are left out (a dense SVD of N x N is too costly)
+
+
+def _rank_metrics(sim: Simulation, ro: dict) -> dict:
+    """SVD ranks (90/99 % of the variance) of the true and learned W, plus the activity ranks
+    the simulator recorded (simulation.json ``activity_rank_90/99``) when present."""
+    out = {k: sim.meta[k] for k in ("activity_rank_90", "activity_rank_99") if k in sim.meta}
+    n = sim.n_neurons
+    if n <= MAX_DENSE_RANK_N:
+        for label, values in (("true", ro["w_true"]), ("learned", ro["w_learned"])):
+            dense = np.zeros((n, n))
+            dense[ro["post"], ro["pre"]] = values
+            for key, rank in svd_rank(dense).items():
+                out[f"W_{label}_{key}"] = rank
+    return out
 
 
 def read_train_info(path: Path) -> dict:
@@ -145,6 +162,12 @@ def analyze_run(
         metrics.update(
             cluster_metrics(ro["embeddings"], types, seed=int(run_cfg["training"]["seed"]))
         )
+        for name in ("tau", "V_rest"):  # neuron parameters read off lin_phi (FlyVis)
+            if f"{name}_learned" in ro:
+                slope, _, r2 = linear_fit_r2(ro[f"{name}_true"], ro[f"{name}_learned"])
+                metrics[f"{name}_R2"] = r2
+                metrics[f"{name}_slope"] = slope
+        metrics.update(_rank_metrics(sim, ro))
 
         n_test = sim.n_frames - sim.n_train_frames
         n_roll = min(int(sim.model_cfg.get("n_rollout_frames", n_test)), n_test)

@@ -117,3 +117,19 @@ def test_bad_experiment_is_one_clear_error(tmp_path, repo_root):
     assert res.returncode == 1
     assert "field 'blocks[0].model': 'nope' is not defined" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_shipped_sparsity_landscape_experiment(tmp_path, repo_root, monkeypatch):
+    from connectome_gnn.explore.driver import Explorer
+    from connectome_gnn.explore.propose import propose_batch
+
+    monkeypatch.chdir(repo_root)
+    explorer = Explorer(
+        "config/experiments/sparsity_landscape.yaml", "config/config.yaml", tmp_path / "expl"
+    )
+    blocks = explorer.tree.blocks
+    assert [b["sparsity"] for b in blocks] == [1.0, 0.75, 0.5, 0.25, 0.1, 0.05]
+    assert {b["model"] for b in blocks} == {"signal_N1000"}
+    batch = propose_batch(explorer.tree)
+    assert len(batch) == 4 and batch[0].source == "root"
+    assert all(n.config["max_iterations"] == 20000 for n in batch[:1])

@@ -24,4 +24,9 @@ if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
     fi
 fi
 pip_install -e ".[dev]"
+# flyvis (MIT) only for its connectome JSON, read at run time by connectome_gnn.simulate.flyvis.
+# --no-deps on purpose: its dependencies would pull a CUDA torch/torchvision; we never import it.
+if ! "$VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('flyvis') != '1.2.0')" 2>/dev/null; then
+    pip_install --no-deps flyvis==1.2.0
+fi
 "$VENV/bin/python" -c "import connectome_gnn, torch; print('connectome-gnn', connectome_gnn.__version__, '| torch', torch.__version__, '| cuda', torch.cuda.is_available())"

@@ -140,6 +140,16 @@ def load_workflow_config(config: dict, source: str = "config") -> dict:
             model, family.model_schema, source=f"{source}: models.{name}"
         )
         family.check_model(cfg["models"][name], source=f"{source}: models.{name}")
+    for name in cfg["grid"]["model"]:
+        family = get_family(cfg["models"][name]["family"])
+        allowed = family.sparsity_options
+        bad = [s for s in cfg["grid"]["sparsity"] if allowed and float(s) not in allowed]
+        if bad:
+            raise ConfigError(
+                f"{source}: field 'grid.sparsity': model {name!r} (family {family.name}) can only "
+                f"be simulated with filling factor(s) {list(allowed)}, not {bad}; put it in a "
+                f"grid of its own (e.g. a second config file)"
+            )
     return cfg
 
 

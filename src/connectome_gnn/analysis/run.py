@@ -65,8 +65,12 @@ MAX_DENSE_RANK_N = 3000  # above this, W ranks are left out (a dense SVD of N x 
 
 def _rank_metrics(sim: Simulation, ro: dict) -> dict:
     """SVD ranks (90/99 % of the variance) of the true and learned W, plus the activity ranks
-    the simulator recorded (simulation.json ``activity_rank_90/99``) when present."""
-    out = {k: sim.meta[k] for k in ("activity_rank_90", "activity_rank_99") if k in sim.meta}
+    the simulator recorded (simulation.json ``svd_rank_90/99``) when present."""
+    out = {
+        f"activity_rank_{q}": sim.meta[f"svd_rank_{q}"]
+        for q in (90, 99)
+        if f"svd_rank_{q}" in sim.meta
+    }
     n = sim.n_neurons
     if n <= MAX_DENSE_RANK_N:
         for label, values in (("true", ro["w_true"]), ("learned", ro["w_learned"])):

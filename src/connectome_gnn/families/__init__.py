@@ -15,6 +15,7 @@ from .base import Family
 # family name -> "module:attribute" (imported lazily so that light stages stay light)
 _REGISTRY: dict[str, str] = {
     "signal": "connectome_gnn.families.signal:SignalFamily",
+    "flyvis": "connectome_gnn.families.flyvis:FlyVisFamily",
 }
 
 

@@ -20,6 +20,8 @@ class Family(ABC):
     name: str
     model_schema: str
     score_weights: dict[str, float] = {"connectivity_R2": 0.6, "cluster_accuracy": 0.4}
+    #: the filling factors a family can simulate (None: any in (0, 1])
+    sparsity_options: tuple[float, ...] | None = None
 
     def check_model(self, model_cfg: dict, source: str) -> None:  # noqa: B027 - optional hook
         """Cross-field checks a JSON schema cannot express; raise ConfigError."""

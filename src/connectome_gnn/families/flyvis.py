@@ -1,0 +1,169 @@
+"""The 'flyvis' family: the fly visual-system connectome (flyvis lattice) + a sparse GNN.
+
+Simulator: dV_i/dt = (-V_i + V_rest_i + sum_j w_ij ReLU(V_j) + x_i(t)) / tau_i on the known
+edges (:mod:`connectome_gnn.simulate.flyvis`).  Learned model: :class:`FlyVisGNN`
+(dv_i/dt ~ lin_phi([v_i, a_i, msg_i, x_i]), msg_i = sum_j W_ij lin_edge([v_j, a_j])).
+
+Readouts (the reference's definitions):
+
+- lin_phi(v, a_i, msg=0, x=0) is fitted by a line over each neuron's activity range
+  [mu_i - 2 sigma_i, mu_i + 2 sigma_i]: slope_i, offset_i -> tau_i = clip(-1/slope_i, 0, 1) and
+  V_rest_i = -offset_i / slope_i (the true right-hand side is (-v + V_rest)/tau at msg = x = 0);
+- lin_edge's slope per presynaptic neuron j over [max(mu_j - 2 sigma_j, 0), mu_j + 2 sigma_j],
+  or [0, 2 sigma_j] for a neuron whose range lies below 0 (the reference sets such slopes to 1;
+  their outgoing weights carry no signal through the ReLU, so neither choice is identifiable);
+- d lin_phi / d msg per neuron (median over a few training frames);
+- corrected weight W*_ij = -W_ij / slope_i * (d lin_phi_i / d msg) * edge_slope_j, which equals
+  w_ij when lin_phi and lin_edge are exact.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..config import ConfigError
+from .base import Family
+
+N_GRID = 64  # points per neuron of the lin_phi / lin_edge line fits
+N_GRAD_FRAMES = 8  # frames over which d lin_phi / d msg is taken (median)
+
+
+def _line_fits(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Least-squares slope and offset of y against x, column by column (P x N inputs)."""
+    xm, ym = x.mean(0), y.mean(0)
+    dx = x - xm
+    sxx = (dx * dx).sum(0)
+    slope = (dx * (y - ym)).sum(0) / torch.clamp(sxx, min=1e-12)
+    return slope, ym - slope * xm
+
+
+def activity_stats(sim, stop: int | None = None, chunk: int = 4096) -> tuple[np.ndarray, ...]:
+    """Per-neuron mean and standard deviation of the voltage over frames [0, stop), streamed."""
+    stop = sim.n_train_frames if stop is None else stop
+    total = np.zeros(sim.n_neurons)
+    total_sq = np.zeros(sim.n_neurons)
+    for start in range(0, stop, chunk):
+        block = sim.read("u", start, min(start + chunk, stop)).astype(np.float64)
+        total += block.sum(0)
+        total_sq += (block * block).sum(0)
+    mu = total / max(stop, 1)
+    sigma = np.sqrt(np.maximum(total_sq / max(stop, 1) - mu * mu, 0.0))
+    return mu, sigma
+
+
+class FlyVisFamily(Family):
+    name = "flyvis"
+    model_schema = "flyvis.model"
+    score_weights = {"connectivity_R2": 0.6, "cluster_accuracy": 0.4}
+    sparsity_options = (1.0,)  # the connectome fixes the connectivity
+
+    def check_model(self, model_cfg: dict, source: str) -> None:
+        from ..simulate.flyvis.params import parse_model_id
+
+        try:
+            parse_model_id(model_cfg["model_id"])
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"{source}: field 'model_id': {exc}") from None
+        n_test = round(model_cfg["n_frames"] * model_cfg["test_fraction"])
+        if model_cfg["test_fraction"] > 0 and n_test < 2:
+            raise ConfigError(
+                f"{source}: field 'test_fraction': leaves fewer than 2 held-out frames"
+            )
+
+    def simulate(self, model_cfg: dict, sparsity: float, seed: int, out_dir: Path) -> dict:
+        from ..simulate.flyvis.simulate import simulate_flyvis
+
+        return simulate_flyvis(model_cfg, seed, out_dir, sparsity=sparsity)
+
+    def true_dynamics(self, sim):
+        from ..simulate.flyvis.dynamics import FlyVisDynamics
+
+        c, nrn = sim.connectivity, sim.neurons
+        return FlyVisDynamics(
+            c["pre"], c["post"], c["weight"], nrn["tau"], nrn["V_rest"], dt=sim.dt
+        )
+
+    def build_model(self, sim, train_cfg: dict, generator: torch.Generator | None = None):
+        from ..models.flyvis import FlyVisGNN
+
+        c = sim.connectivity
+        return FlyVisGNN.from_config(
+            torch.from_numpy(c["pre"].astype(np.int64)),
+            torch.from_numpy(c["post"].astype(np.int64)),
+            sim.n_neurons,
+            train_cfg,
+            generator=generator,
+        )
+
+    def readouts(self, model, sim, u_range=None) -> dict:
+        dev = model.W.device
+        n = sim.n_neurons
+        c, nrn = sim.connectivity, sim.neurons
+        mu, sigma = activity_stats(sim)
+        t = torch.linspace(-2.0, 2.0, N_GRID, dtype=torch.float32).unsqueeze(1)
+        mu_t = torch.from_numpy(mu).float().unsqueeze(0)
+        sig_t = torch.from_numpy(np.maximum(sigma, 1e-3)).float().unsqueeze(0)
+        v_phi = (mu_t + t * sig_t).to(dev)  # P x N: each neuron's own activity range
+        lo = torch.clamp(mu_t - 2 * sig_t, min=0.0)
+        hi = torch.maximum(mu_t + 2 * sig_t, lo + 2 * sig_t)
+        v_edge = (lo + (t + 2.0) / 4.0 * (hi - lo)).to(dev)
+        with torch.no_grad():
+            phi = model.phi(v_phi)
+            edge = model.edge(v_edge)
+        slope_phi, offset_phi = _line_fits(v_phi, phi)
+        slope_edge, _ = _line_fits(v_edge, edge)
+
+        grad_msg = self._grad_msg(model, sim)
+        slope_phi_np = slope_phi.cpu().double().numpy()
+        safe = np.where(np.abs(slope_phi_np) > 1e-9, slope_phi_np, np.nan)
+        tau = np.clip(-1.0 / safe, 0.0, 1.0)
+        v_rest = -offset_phi.cpu().double().numpy() / safe
+
+        post = c["post"].astype(np.int64)
+        pre = c["pre"].astype(np.int64)
+        W = model.effective_W().detach().cpu().double().numpy()
+        edge_slope = slope_edge.cpu().double().numpy()
+        w_corr = -W / safe[post] * grad_msg[post] * edge_slope[pre]
+
+        types = nrn["type"].to_numpy()
+        first_of_type = np.unique(types, return_index=True)[1]
+        with torch.no_grad():
+            grid = torch.linspace(-2.0, 2.0, 200).unsqueeze(1)
+            phi_curves = model.phi((mu_t + grid * sig_t).to(dev)).cpu().numpy().T
+            edge_curves = model.edge((mu_t + grid * sig_t).to(dev)).cpu().numpy().T
+        return {
+            "post": post,
+            "pre": pre,
+            "w_true": c["weight"].astype(np.float64),
+            "w_raw": W,
+            "w_learned": w_corr,
+            "embeddings": model.a.detach().cpu().numpy(),
+            "grid": grid.squeeze(1).numpy(),
+            "grid_label": "(v - mean) / std",
+            "phi_curves": phi_curves,
+            "edge_curves": edge_curves[first_of_type],
+            "tau_true": nrn["tau"].to_numpy(dtype=np.float64),
+            "tau_learned": tau,
+            "V_rest_true": nrn["V_rest"].to_numpy(dtype=np.float64),
+            "V_rest_learned": v_rest,
+            "n_neurons": n,
+        }
+
+    @staticmethod
+    def _grad_msg(model, sim) -> np.ndarray:
+        """d lin_phi / d msg per neuron: median over a few evenly spaced training frames."""
+        dev = model.W.device
+        idx = np.linspace(0, sim.n_train_frames - 1, N_GRAD_FRAMES).astype(int)
+        v = torch.from_numpy(np.stack([sim.read("u", i, i + 1)[0] for i in idx])).to(dev)
+        x = sim.read_input(0, 1)
+        if x is not None:
+            x = torch.from_numpy(np.stack([sim.read_input(i, i + 1)[0] for i in idx])).to(dev)
+        with torch.no_grad():
+            msg = model.message(model.edge(v))
+        msg = msg.clone().requires_grad_(True)
+        out = model.phi(v, msg, x)
+        (grad,) = torch.autograd.grad(out.sum(), msg)
+        return grad.median(dim=0).values.cpu().double().numpy()

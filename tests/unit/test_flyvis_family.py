@@ -1,0 +1,86 @@
+"""FlyVis family: readouts on an exact model, and the tiny chain simulate -> train -> analyze."""
+
+import numpy as np
+import pytest
+import torch
+
+from connectome_gnn.config import ConfigError, load_workflow_config, validate
+from connectome_gnn.families import get_family
+from connectome_gnn.simulate import Simulation, run_simulation
+
+
+@pytest.fixture(scope="module")
+def tiny_sim(tmp_path_factory):
+    cfg = validate(
+        {"family": "flyvis", "extent": 1, "n_frames": 400, "burn_in": 50}, "flyvis.model"
+    )
+    path = tmp_path_factory.mktemp("fv") / "sim"
+    run_simulation(cfg, 1.0, 0, path)
+    return Simulation(path)
+
+
+class ExactModel(torch.nn.Module):
+    """The true FlyVis right-hand side written in the learned model's interface."""
+
+    def __init__(self, sim, scale_edge=1.0):
+        super().__init__()
+        c, nrn = sim.connectivity, sim.neurons
+        self.pre = torch.from_numpy(c["pre"].astype(np.int64))
+        self.post = torch.from_numpy(c["post"].astype(np.int64))
+        # lin_edge = scale * ReLU, so the raw W must be w / scale: the correction undoes it
+        self.W = torch.nn.Parameter(torch.from_numpy(c["weight"]).float() / scale_edge)
+        self.scale = scale_edge
+        self.tau = torch.tensor(nrn["tau"].to_numpy(), dtype=torch.float32)
+        self.v_rest = torch.tensor(nrn["V_rest"].to_numpy(), dtype=torch.float32)
+        self.a = torch.nn.Parameter(torch.tensor(nrn[["u", "v"]].to_numpy(), dtype=torch.float32))
+        self.n = sim.n_neurons
+
+    def effective_W(self):
+        return self.W
+
+    def edge(self, v):
+        return self.scale * torch.relu(v)
+
+    def message(self, e):
+        out = torch.zeros(e.shape[0], self.n)
+        return out.index_add_(1, self.post, e[:, self.pre] * self.W)
+
+    def phi(self, v, msg=None, x=None):
+        msg = torch.zeros_like(v) if msg is None else msg
+        x = torch.zeros_like(v) if x is None else x
+        return (-v + self.v_rest + msg + x) / self.tau
+
+
+@pytest.mark.parametrize("scale", [1.0, 3.0])
+def test_readouts_of_an_exact_model_recover_everything(tiny_sim, scale):
+    family = get_family("flyvis")
+    ro = family.readouts(ExactModel(tiny_sim, scale), tiny_sim)
+    np.testing.assert_allclose(ro["tau_learned"], ro["tau_true"], rtol=1e-4)
+    np.testing.assert_allclose(ro["V_rest_learned"], ro["V_rest_true"], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(ro["w_learned"], ro["w_true"], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(ro["w_raw"] * scale, ro["w_true"], rtol=1e-5, atol=1e-7)
+
+
+def test_true_dynamics_reproduce_the_stored_derivative(tiny_sim):
+    f = get_family("flyvis").true_dynamics(tiny_sim)
+    u = torch.from_numpy(tiny_sim.read("u", 0, 20))
+    x = torch.from_numpy(tiny_sim.read_input(0, 20))
+    du = torch.from_numpy(tiny_sim.read("du", 0, 20))
+    torch.testing.assert_close(f(u, x), du, rtol=1e-4, atol=1e-5)
+
+
+def test_learned_model_is_sparse_on_the_connectome(tiny_sim):
+    train = validate({"W_init_std": 0.0, "lin_edge_positive": True}, "train")
+    model = get_family("flyvis").build_model(tiny_sim, train)
+    assert model.W.shape == (len(tiny_sim.connectivity["pre"]),) == (8174,)
+    assert float(model.W.detach().abs().sum()) == 0.0
+    assert model.a.shape == (443, 2)
+
+
+def test_flyvis_grid_rejects_filling_factors_below_one():
+    cfg = {
+        "models": {"fv": {"family": "flyvis", "extent": 1}},
+        "grid": {"model": ["fv"], "sparsity": [1.0, 0.5], "cfg": ["default"], "seed": [0]},
+    }
+    with pytest.raises(ConfigError, match=r"field 'grid.sparsity': model 'fv' \(family flyvis\)"):
+        load_workflow_config(cfg, source="cfg.yaml")

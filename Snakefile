@@ -8,6 +8,9 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/simulate.smk"
 include: "rules/train.smk"
@@ -26,7 +29,7 @@ localrules:
 rule all:
     default_target: True
     input:
-        summary_outputs(),
+        summary_targets(),
 
 
 rule simulate_all:

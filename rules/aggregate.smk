@@ -1,10 +1,28 @@
-# Reads only metrics.json (+ run_config.json) files: regenerate with
-#   snakemake aggregate --forcerun aggregate --cores 1
+# Reads only metrics.json (+ run_config.json) files. Regenerate every table, plot and the report
+# without retraining (mtime triggers: edits of training code or configs do not force reruns):
+#   snakemake aggregate --forcerun aggregate --rerun-triggers mtime --cores 1
+#   snakemake --report results/report.html
 rule aggregate:
     input:
         metrics=run_targets("metrics.json"),
     output:
         summary_outputs(),
+        runs=report(summary_csv("runs"), caption="../report/runs.rst", category="Summary"),
+        best=report(summary_csv("best"), caption="../report/best.rst", category="Summary"),
+        replicates=report(
+            summary_csv("replicates"), caption="../report/replicates.rst", category="Summary"
+        ),
+        classification=report(
+            summary_csv("classification"),
+            caption="../report/classification.rst",
+            category="Summary",
+        ),
+        analysis=report(
+            directory(f"{RESULTS}/summary/analysis"),
+            patterns=["{name}.png", "{name}.csv"],
+            caption="../report/analysis.rst",
+            category="Analysis",
+        ),
     log:
         f"{RESULTS}/logs/aggregate/aggregate.log",
     conda:

@@ -6,7 +6,14 @@ rule analyze:
         info=f"{RESULTS}/{{model}}/{{sparsity}}/{{cfg}}/seed{{seed}}/train/train_info.json",
     output:
         metrics=f"{RESULTS}/{{model}}/{{sparsity}}/{{cfg}}/seed{{seed}}/metrics.json",
-        plots=directory(f"{RESULTS}/{{model}}/{{sparsity}}/{{cfg}}/seed{{seed}}/plots"),
+        plots=report(
+            directory(f"{RESULTS}/{{model}}/{{sparsity}}/{{cfg}}/seed{{seed}}/plots"),
+            patterns=["{name}.png"],
+            caption="../report/run_plots.rst",
+            category="Runs",
+            subcategory="{model} sparsity {sparsity}",
+            labels={"cfg": "{cfg}", "seed": "{seed}", "plot": "{name}"},
+        ),
     log:
         f"{RESULTS}/logs/analyze/{{model}}/{{sparsity}}/{{cfg}}/seed{{seed}}.log",
     group:

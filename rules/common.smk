@@ -48,10 +48,26 @@ def run_targets(name):
     return [f"{RESULTS}/{m}/{s}/{c}/seed{seed}/{name}" for m, s, c, seed in runs()]
 
 
+SUMMARY_TABLES = ["runs", "best", "replicates", "classification"]
+
+
 def summary_outputs():
-    tables = ["runs", "best", "replicates", "classification"]
-    out = [f"{RESULTS}/summary/{t}.{ext}" for t in tables for ext in ("parquet", "csv", "md")]
+    """Summary files besides the CSV tables and the analysis directory (see summary_targets)."""
+    out = [f"{RESULTS}/summary/{t}.{ext}" for t in SUMMARY_TABLES for ext in ("parquet", "md")]
     return out + [f"{RESULTS}/summary/summary.md"]
+
+
+def summary_csv(table):
+    return f"{RESULTS}/summary/{table}.csv"
+
+
+def summary_targets():
+    """Everything rule aggregate writes."""
+    return (
+        summary_outputs()
+        + [summary_csv(t) for t in SUMMARY_TABLES]
+        + [f"{RESULTS}/summary/analysis"]
+    )
 
 
 def get_model_config(wildcards):

@@ -27,6 +27,10 @@ from .io import DataError, read_json
 TRAIN_INFO = "train_info.json"
 
 
+def _snakemake() -> str:
+    return shutil.which("snakemake") or str(Path(sys.executable).parent / "snakemake")
+
+
 def failed_runs(results: str | Path) -> list[Path]:
     """train_info.json files under ``results`` whose status is not ok (unreadable ones count)."""
     out = []
@@ -50,6 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     p_rerun.add_argument("--results", default="results")
     p_rerun.add_argument("snakemake_args", nargs=argparse.REMAINDER)
+    sub.add_parser(
+        "regenerate",
+        help="rebuild the summary tables and plots from metrics files only (never retrains); "
+        "arguments after -- go to snakemake",
+    )
     p_exp = sub.add_parser("explore", help="run N more iterations of an exploration")
     p_rep = sub.add_parser("explore-report", help="regenerate an exploration's tables and plots")
     p_add = sub.add_parser("explore-add", help="add a training config YAML as an exploration node")
@@ -62,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     p_add.add_argument("train_config", help="a training config YAML (train schema)")
     p_add.add_argument("--parent", type=int, default=None, help="parent node id")
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "explore" and "--" in argv:  # snakemake arguments after --
+    if argv and argv[0] in ("explore", "regenerate") and "--" in argv:  # snakemake args
         cut = argv.index("--")
         argv, passthrough = argv[:cut], argv[cut + 1 :]
     else:
@@ -71,6 +80,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command.startswith("explore"):
         args.snakemake_args = passthrough
         return _explore(args)
+    if args.command == "regenerate":
+        exe = _snakemake()
+        # mtime triggers only: edited training code/configs must not make Snakemake retrain
+        cmd = [exe, "aggregate", "--forcerun", "aggregate", "--rerun-triggers", "mtime"]
+        cmd += passthrough if passthrough else ["--cores", "1"]
+        os.execv(exe, cmd)
 
     failed = failed_runs(args.results)
     if args.command == "failed":
@@ -81,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no failed runs under {args.results}", file=sys.stderr)
         return 0
     extra = [a for a in args.snakemake_args if a != "--"]
-    exe = shutil.which("snakemake") or str(Path(sys.executable).parent / "snakemake")
+    exe = _snakemake()
     cmd = [exe, *extra, "--forcerun", *map(str, failed)]
     print(f"rerunning {len(failed)} failed run(s)", file=sys.stderr)
     os.execv(exe, cmd)

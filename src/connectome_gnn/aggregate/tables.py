@@ -718,8 +718,14 @@ def aggregate(
     metrics_paths: Iterable[str | os.PathLike] | str | os.PathLike,
     out_dir: str | os.PathLike,
     score_weights: Mapping[str, float] | None = None,
+    analysis_dir: str | os.PathLike | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Load runs and write every summary table into ``out_dir``.
+
+    With ``analysis_dir``, the exploration-style analysis of the same runs (parameter effects,
+    replicate CV, variance per config, Pareto front, sparsity landscape, per-type recovery,
+    type-difficulty correlation, and their plots; :func:`connectome_gnn.aggregate.exploration.
+    exploration_summary`) is written there too.
 
     Writes ``runs``, ``best``, ``replicates`` and ``classification`` as ``.parquet``, ``.csv``
     and ``.md`` (see :func:`write_table`; the markdown files show a readable column subset)
@@ -747,4 +753,8 @@ def aggregate(
         view = table[[c for c in views[name] if c in table]]
         sections += ["", _HEADINGS[name], "", to_markdown(view)]
     _write_text(out_dir / "summary.md", "\n".join(sections) + "\n")
+    if analysis_dir is not None:
+        from .exploration import exploration_summary
+
+        exploration_summary(runs, analysis_dir, score_weights)
     return tables

@@ -31,6 +31,17 @@ def _snakemake() -> str:
     return shutil.which("snakemake") or str(Path(sys.executable).parent / "snakemake")
 
 
+def set_aside_checkpoints(train_infos: list[Path]) -> list[Path]:
+    """Rename the checkpoint.pt of failed runs to checkpoint.failed.pt (kept for inspection),
+    so that their rerun trains from scratch instead of resuming towards the same failure."""
+    moved = []
+    for path in train_infos:
+        ckpt = Path(path).parent / "checkpoint.pt"
+        if ckpt.is_file():
+            moved.append(ckpt.replace(ckpt.with_name("checkpoint.failed.pt")))
+    return moved
+
+
 def failed_runs(results: str | Path) -> list[Path]:
     """train_info.json files under ``results`` whose status is not ok (unreadable ones count)."""
     out = []
@@ -97,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     extra = [a for a in args.snakemake_args if a != "--"]
     exe = _snakemake()
+    if "-n" not in extra and "--dry-run" not in extra:
+        set_aside_checkpoints(failed)
     cmd = [exe, *extra, "--forcerun", *map(str, failed)]
     print(f"rerunning {len(failed)} failed run(s)", file=sys.stderr)
     os.execv(exe, cmd)

@@ -104,3 +104,19 @@ def test_format_sparsity():
     for bad in (0, 1.2, "x"):
         with pytest.raises(ConfigError):
             format_sparsity(bad)
+
+
+def test_rerun_failed_sets_failed_checkpoints_aside(tmp_path):
+    from connectome_gnn.cli import failed_runs, set_aside_checkpoints
+
+    for name, status in (("ok", "ok"), ("bad", "failed")):
+        train = tmp_path / f"m/1/{name}/seed0/train"
+        train.mkdir(parents=True)
+        (train / "train_info.json").write_text(f'{{"status": "{status}"}}')
+        (train / "checkpoint.pt").write_bytes(b"x")
+    failed = failed_runs(tmp_path)
+    assert [p.parts[-4] for p in failed] == ["bad"]
+    set_aside_checkpoints(failed)
+    assert (tmp_path / "m/1/bad/seed0/train/checkpoint.failed.pt").is_file()
+    assert not (tmp_path / "m/1/bad/seed0/train/checkpoint.pt").exists()
+    assert (tmp_path / "m/1/ok/seed0/train/checkpoint.pt").is_file()

@@ -180,3 +180,11 @@ def test_time_based_checkpoint(tmp_path, sim_dir, monkeypatch):
     # a tiny interval: a checkpoint after (nearly) every iteration, each at the right position
     train_run(sim_dir, _cfg(max_iterations=40, checkpoint_minutes=1e-9), tmp_path / "b", 0)
     assert saves[:3] == [(0, 1), (0, 2), (0, 3)] and saves[-1] == (1, 0)
+
+
+def test_training_a_finished_run_again_starts_afresh(tmp_path, sim_dir):
+    cfg = _cfg(max_iterations=40)
+    first = train_run(sim_dir, cfg, tmp_path / "t", 0, progress=False)
+    again = train_run(sim_dir, cfg, tmp_path / "t", 0, progress=False)
+    assert again["resumed_from_iteration"] is None and again["iterations_done"] == 40
+    assert again["final_loss"] == pytest.approx(first["final_loss"], abs=1e-6)

@@ -173,6 +173,15 @@ def train_run(
 
     start_epoch, start_iter, elapsed_before, records = 0, 0, 0.0, []
     ckpt = _load_checkpoint(out_dir / CHECKPOINT, config_hash)
+    if ckpt is not None and int(ckpt["epoch"]) >= n_epochs:
+        # the checkpoint of a finished run: being asked to train again (snakemake --forcerun,
+        # rerun-failed) means train again, not return the old weights
+        print(
+            f"{out_dir / CHECKPOINT} is the final checkpoint of a finished run; training afresh",
+            file=sys.stderr,
+            flush=True,
+        )
+        ckpt = None
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])

@@ -10,19 +10,6 @@ from connectome_gnn.io import DataError
 from connectome_gnn.simulate.flyvis import connectome as C
 
 
-def _flyvis_installed() -> bool:
-    try:
-        C.connectome_json_path()
-    except DataError:
-        return False
-    return True
-
-
-needs_flyvis = pytest.mark.skipif(
-    not _flyvis_installed(), reason=f"flyvis connectome JSON not installed ({C.INSTALL_HINT})"
-)
-
-
 @pytest.fixture(scope="module")
 def nets():
     return {e: C.build_connectome(e) for e in (0, 1, 2, 8)}
@@ -38,7 +25,6 @@ COUNTS = {
 }
 
 
-@needs_flyvis
 @pytest.mark.parametrize("extent", sorted(COUNTS))
 def test_exact_counts(nets, extent):
     con = nets[extent]
@@ -54,7 +40,6 @@ def test_exact_counts(nets, extent):
     assert con.n_types == 65 and con.n_pairs == 605
 
 
-@needs_flyvis
 def test_extent_15_counts_and_speed():
     t0 = time.perf_counter()
     con = C.build_connectome(15)
@@ -64,7 +49,6 @@ def test_extent_15_counts_and_speed():
     assert int(con.edge_filled.sum()) == 155_962
 
 
-@needs_flyvis
 def test_extent_8_facts(nets):
     con = nets[8]
     assert int((con.edge_source == con.edge_target).sum()) == 3_724  # autapses, all hull-filled
@@ -91,7 +75,6 @@ def test_extent_8_facts(nets):
     np.testing.assert_array_equal(con.edge_sign, con.pair_sign[con.edge_pair])
 
 
-@needs_flyvis
 def test_hull_fill_offsets_and_autapse_types(nets):
     data = C.read_connectome_json()
     filters = C.pair_filters(data)
@@ -127,7 +110,6 @@ def test_hull_fill_by_hand():
     np.testing.assert_array_equal(order, np.arange(len(filled)))
 
 
-@needs_flyvis
 def test_node_order_and_lawf_stride(nets):
     con = nets[8]
     # grouped by type in file order, then u ascending, then v ascending
@@ -152,7 +134,6 @@ def test_node_order_and_lawf_stride(nets):
     assert con.n_nodes == 63 * 217 + 2 * 35
 
 
-@needs_flyvis
 def test_edge_order_first_pair(nets):
     con = nets[1]
     # the file's first pair is R1 -> L1 with the single offset (0, 0): edge k joins column k
@@ -167,7 +148,6 @@ def test_edge_order_first_pair(nets):
     assert np.all(np.diff(con.edge_pair) >= 0)
 
 
-@needs_flyvis
 def test_roles_and_input_index(nets):
     con = nets[2]
     roles = dict(zip(con.type_names, con.type_roles, strict=True))
@@ -182,7 +162,6 @@ def test_roles_and_input_index(nets):
     assert np.all(con.node_u[con.central_index] == 0) and np.all(con.node_v[con.central_index] == 0)
 
 
-@needs_flyvis
 def test_cache_roundtrip_and_corruption(tmp_path, monkeypatch):
     con = C.load_connectome(2, cache_dir=tmp_path)
     files = list(tmp_path.glob("connectome_e2_*.npz"))

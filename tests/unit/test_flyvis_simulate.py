@@ -8,26 +8,12 @@ import pytest
 import torch
 
 from connectome_gnn.config import ConfigError, validate
-from connectome_gnn.io import DataError
 from connectome_gnn.simulate import Simulation
 from connectome_gnn.simulate.flyvis import connectome as C
 from connectome_gnn.simulate.flyvis import params as P
 from connectome_gnn.simulate.flyvis import stimuli as S
 from connectome_gnn.simulate.flyvis.dynamics import FlyVisDynamics
 from connectome_gnn.simulate.flyvis.simulate import run_dynamics, simulate_flyvis
-
-
-def _flyvis_installed() -> bool:
-    try:
-        C.connectome_json_path()
-    except DataError:
-        return False
-    return True
-
-
-needs_flyvis = pytest.mark.skipif(
-    not _flyvis_installed(), reason=f"flyvis connectome JSON not installed ({C.INSTALL_HINT})"
-)
 
 MODEL_IDS = ("flyvis_049", "flyvis_011", "flyvis_041", "flyvis_003")
 
@@ -86,7 +72,6 @@ def test_dynamics_rejects_bad_edges():
 # ----------------------------------------------------------------------------- stimuli
 
 
-@needs_flyvis
 def test_stimulus_kinds_in_range(con2):
     pos = S.column_positions(con2.column_u, con2.column_v)
     d = np.sqrt(((pos[:, None] - pos[None]) ** 2).sum(-1))
@@ -102,7 +87,6 @@ def test_stimulus_kinds_in_range(con2):
         S.draw_segment("sintel", rng, pos, 0.02, 2)
 
 
-@needs_flyvis
 def test_flash_and_moving_bar_geometry(con2):
     pos = S.column_positions(con2.column_u, con2.column_v)
     f = S.flash(pos, 0.02, intensity=1.0, t_pre=0.1, t_stim=0.2, t_post=0.1)
@@ -133,7 +117,6 @@ def test_flash_and_moving_bar_geometry(con2):
     assert np.all(edge[-1] == 0.0) and np.all(edge[0] == 0.5)
 
 
-@needs_flyvis
 def test_sequence_seeded_and_chunked(con2):
     a = S.StimulusSequence(con2.column_u, con2.column_v, 0.02, seed=3)
     b = S.StimulusSequence(con2.column_u, con2.column_v, 0.02, seed=3)
@@ -152,7 +135,6 @@ def test_sequence_seeded_and_chunked(con2):
         S.StimulusSequence(con2.column_u, con2.column_v, 0.02, seed=0, mix={"noise": 0})
 
 
-@needs_flyvis
 def test_input_routed_to_photoreceptors_only(con2):
     lum = np.random.default_rng(1).random((5, con2.n_columns)).astype(np.float32)
     x = S.photoreceptor_input(lum, con2.input_index, con2.n_nodes)
@@ -195,7 +177,6 @@ def test_perron_root_and_svd_rank():
     assert P.activity_svd_rank(np.zeros((5, 4))) == {"rank_90": 0, "rank_99": 0}
 
 
-@needs_flyvis
 def test_draw_is_deterministic():
     a, b, c = P.draw_params(49), P.draw_params("flyvis_049"), P.draw_params(11)
     np.testing.assert_array_equal(a.strength, b.strength)
@@ -204,7 +185,6 @@ def test_draw_is_deterministic():
     assert not np.array_equal(a.strength, c.strength)
 
 
-@needs_flyvis
 @pytest.mark.parametrize("model_id", MODEL_IDS)
 def test_param_set_statistics(param_sets, model_id):
     p = param_sets[model_id]
@@ -223,7 +203,6 @@ def test_param_set_statistics(param_sets, model_id):
     assert p.info["ok"] and p.info["check_responsive_fraction"] >= P.MIN_RESPONSIVE_FRACTION
 
 
-@needs_flyvis
 def test_rho_bound_holds_at_finite_extent(param_sets, con2):
     p = param_sets["flyvis_049"]
     w = p.edge_weights(con2)
@@ -233,7 +212,6 @@ def test_rho_bound_holds_at_finite_extent(param_sets, con2):
     assert P.perron_root(wp) <= P.excitatory_spectral_radius(p.strength) + 1e-6
 
 
-@needs_flyvis
 @pytest.mark.parametrize("model_id", MODEL_IDS)
 def test_param_sets_bounded_and_responsive(param_sets, con1, con2, model_id):
     p = param_sets[model_id]
@@ -245,7 +223,6 @@ def test_param_sets_bounded_and_responsive(param_sets, con1, con2, model_id):
         assert 1 <= ranks["rank_90"] <= ranks["rank_99"]
 
 
-@needs_flyvis
 def test_params_cache(tmp_path, param_sets):
     p = P.make_params("flyvis_011", cache_dir=tmp_path)
     files = list(tmp_path.glob("params_flyvis_011_*.npz"))
@@ -271,7 +248,6 @@ def test_schema_defaults_and_errors():
         validate({"family": "flyvis", "extent": 0}, "flyvis.model")
 
 
-@needs_flyvis
 def test_simulate_extent1_end_to_end(tmp_path, param_sets):
     cfg = {
         "family": "flyvis",
@@ -340,7 +316,6 @@ def test_simulate_extent1_end_to_end(tmp_path, param_sets):
     assert len(list((tmp_path / "cache").glob("connectome_e1_*.npz"))) == 1
 
 
-@needs_flyvis
 def test_simulate_measurement_noise(tmp_path, param_sets):
     cfg = {
         "family": "flyvis",

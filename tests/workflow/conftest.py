@@ -9,10 +9,9 @@ import yaml
 BIN = Path(sys.executable).parent
 
 
-def snakemake(
-    workdir: Path, *args: str, repo: Path, timeout: int = 900
-) -> subprocess.CompletedProcess:
-    cmd = [
+def snakemake_cmd(workdir: Path, repo: Path, *args: str) -> list[str]:
+    """The snakemake command line of the tests (the repository's Snakefile, no profile)."""
+    return [
         str(BIN / "snakemake"),
         "--snakefile",
         str(repo / "Snakefile"),
@@ -22,7 +21,33 @@ def snakemake(
         "none",
         *args,
     ]
+
+
+def snakemake(
+    workdir: Path, *args: str, repo: Path, timeout: int = 900
+) -> subprocess.CompletedProcess:
+    cmd = snakemake_cmd(workdir, repo, *args)
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def edit_yaml(path: Path, **changes) -> dict:
+    """Update top-level keys of a YAML file (a dict value updates that mapping); returns it."""
+    data = yaml.safe_load(path.read_text()) or {}
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key].update(value)
+        else:
+            data[key] = value
+    path.write_text(yaml.safe_dump(data))
+    return data
+
+
+def set_model(work: Path, model: str = "signal_N2", **settings) -> None:
+    """Change settings of one simulator instance in the work directory's config.yaml."""
+    path = work / "config/config.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["models"].setdefault(model, {}).update(settings)
+    path.write_text(yaml.safe_dump(data))
 
 
 def make_workdir(tmp: Path, repo: Path, extra_cfgs: dict[str, Path] | None = None, **grid) -> Path:

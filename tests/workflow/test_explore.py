@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from .conftest import make_workdir
+from .conftest import edit_yaml, make_workdir, set_model
 
 BIN = Path(sys.executable).parent
 
@@ -34,12 +34,8 @@ def explore(work: Path, repo: Path, *args: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def tiny_exploration(tmp_path_factory, repo_root):
     work = make_workdir(tmp_path_factory.mktemp("explore"), repo_root)
-    cfg = yaml.safe_load((work / "config/config.yaml").read_text())
-    cfg["models"]["signal_N2"]["n_frames"] = 2000
-    (work / "config/config.yaml").write_text(yaml.safe_dump(cfg))
-    train = yaml.safe_load((work / "config/train/default.yaml").read_text())
-    train["max_iterations"] = 60
-    (work / "config/train/default.yaml").write_text(yaml.safe_dump(train))
+    set_model(work, n_frames=2000)
+    edit_yaml(work / "config/train/default.yaml", max_iterations=60)
     exp = work / "tiny.yaml"
     exp.write_text((repo_root / "tests/data/experiments/tiny.yaml").read_text())
     # first call: one batch (2 runs), then the command stops as if the driver had been killed

@@ -4,27 +4,25 @@ import json
 
 import pandas as pd
 import pytest
-import yaml
 
-from .conftest import make_workdir
+from .conftest import edit_yaml, make_workdir, set_model
 
 
 @pytest.mark.slow
 def test_tiny_flyvis_through_the_dag(tmp_path, repo_root, run_snakemake):
     work = make_workdir(tmp_path, repo_root)
-    cfg = yaml.safe_load((work / "config/config.yaml").read_text())
-    cfg["models"]["flyvis_tiny"] = {
-        "family": "flyvis",
-        "model_id": "flyvis_049",
-        "extent": 1,
-        "n_frames": 1000,
-        "burn_in": 50,
-    }
-    cfg["grid"] = {"model": ["flyvis_tiny"], "sparsity": [1.0], "cfg": ["flyvis"], "seed": [0]}
-    (work / "config/config.yaml").write_text(yaml.safe_dump(cfg))
-    train = yaml.safe_load((work / "config/train/flyvis.yaml").read_text())
-    train["max_iterations"] = 300
-    (work / "config/train/flyvis.yaml").write_text(yaml.safe_dump(train))
+    set_model(
+        work,
+        "flyvis_tiny",
+        family="flyvis",
+        model_id="flyvis_049",
+        extent=1,
+        n_frames=1000,
+        burn_in=50,
+    )
+    grid = {"model": ["flyvis_tiny"], "sparsity": [1.0], "cfg": ["flyvis"], "seed": [0]}
+    edit_yaml(work / "config/config.yaml", grid=grid)
+    edit_yaml(work / "config/train/flyvis.yaml", max_iterations=300)
 
     res = run_snakemake(work, "--cores", "2", "--resources", "gpu=1")
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]

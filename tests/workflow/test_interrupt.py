@@ -8,9 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
-from .conftest import make_workdir
+from .conftest import make_workdir, set_model, snakemake_cmd
 
 BIN = Path(sys.executable).parent
 
@@ -18,22 +17,9 @@ BIN = Path(sys.executable).parent
 @pytest.mark.slow
 def test_killed_simulate_leaves_no_complete_looking_output(tmp_path, repo_root, run_snakemake):
     work = make_workdir(tmp_path, repo_root, sparsity=[1.0])
-    cfg = yaml.safe_load((work / "config/config.yaml").read_text())
-    cfg["models"]["signal_N2"]["n_frames"] = 600_000  # long enough to be killed mid-way
-    (work / "config/config.yaml").write_text(yaml.safe_dump(cfg))
+    set_model(work, n_frames=600_000)  # long enough to be killed mid-way
     sim_dir = work / "results/signal_N2/1/simulation/seed0"
-    cmd = [
-        str(BIN / "snakemake"),
-        "--snakefile",
-        str(repo_root / "Snakefile"),
-        "--directory",
-        str(work),
-        "--workflow-profile",
-        "none",
-        "--cores",
-        "1",
-        "simulate_all",
-    ]
+    cmd = snakemake_cmd(work, repo_root, "--cores", "1", "simulate_all")
     proc = subprocess.Popen(
         cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )

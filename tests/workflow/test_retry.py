@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import make_workdir
+from .conftest import edit_yaml, make_workdir, set_model, snakemake_cmd
 
 BIN = Path(sys.executable).parent
 
@@ -17,26 +17,17 @@ BIN = Path(sys.executable).parent
 @pytest.mark.slow
 def test_transient_train_failure_is_retried_with_more_memory(tmp_path, repo_root):
     work = make_workdir(tmp_path / "w", repo_root, sparsity=[1.0])
-    cfg = yaml.safe_load((work / "config/config.yaml").read_text())
-    cfg["models"]["signal_N2"]["n_frames"] = 2000
-    (work / "config/config.yaml").write_text(yaml.safe_dump(cfg))
-    train = yaml.safe_load((work / "config/train/default.yaml").read_text())
-    train["max_iterations"] = 100
-    (work / "config/train/default.yaml").write_text(yaml.safe_dump(train))
+    set_model(work, n_frames=2000)
+    edit_yaml(work / "config/train/default.yaml", max_iterations=100)
     marker = tmp_path / "failed-once"
     env = dict(
         os.environ,
         PYTHONPATH=str(repo_root / "tests/data/inject"),
         CONNECTOME_GNN_FAIL_ONCE=str(marker),
     )
-    cmd = [
-        str(BIN / "snakemake"),
-        "--snakefile",
-        str(repo_root / "Snakefile"),
-        "--directory",
-        str(work),
-        "--workflow-profile",
-        "none",
+    cmd = snakemake_cmd(
+        work,
+        repo_root,
         "--cores",
         "2",
         "--resources",
@@ -45,7 +36,7 @@ def test_transient_train_failure_is_retried_with_more_memory(tmp_path, repo_root
         "1",
         "--printshellcmds",
         "train_all",
-    ]
+    )
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     out = res.stdout + res.stderr
     assert res.returncode == 0, out[-4000:]

@@ -44,10 +44,14 @@ from ..config import load_schema
 from ..explore._format import format_value
 from .tables import (
     CLASSIFICATIONS,
+    _numeric,
     best_runs,
     classification_counts,
     to_markdown,
     write_table,
+)
+from .tables import (
+    _is_ok as _ok,
 )
 
 __all__ = [
@@ -84,19 +88,6 @@ _GROUP = ["model", "sparsity"]
 # --------------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------------
-
-
-def _numeric(df: pd.DataFrame, column: str) -> pd.Series:
-    if column not in df.columns:
-        return pd.Series(np.nan, index=df.index, dtype="float64")
-    values = pd.to_numeric(df[column], errors="coerce").astype("float64")
-    return values.where(np.isfinite(values))
-
-
-def _ok(df: pd.DataFrame) -> pd.Series:
-    if "status" not in df.columns:
-        return pd.Series(True, index=df.index)
-    return df["status"].astype("string").str.strip().str.lower().eq("ok").fillna(False)
 
 
 def _converged(df: pd.DataFrame) -> pd.Series:

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch_geometric.utils import scatter
 
-from .mlp import MLP
+from .mlp import MLP, gnn_kwargs
 
 
 class FlyVisGNN(nn.Module):
@@ -59,20 +59,7 @@ class FlyVisGNN(nn.Module):
     def from_config(
         cls, pre, post, n_neurons: int, cfg: dict, generator: torch.Generator | None = None
     ):
-        return cls(
-            pre,
-            post,
-            n_neurons,
-            embedding_dim=cfg["embedding_dim"],
-            hidden_dim=cfg["hidden_dim"],
-            n_layers=cfg["n_layers"],
-            hidden_dim_update=cfg["hidden_dim_update"],
-            n_layers_update=cfg["n_layers_update"],
-            lin_edge_positive=cfg["lin_edge_positive"],
-            W_init_std=cfg["W_init_std"],
-            embedding_init=cfg["embedding_init"],
-            generator=generator,
-        )
+        return cls(pre, post, n_neurons, **gnn_kwargs(cfg), generator=generator)
 
     def effective_W(self) -> torch.Tensor:
         """The learnable weights, one per edge (regularisers act on these)."""

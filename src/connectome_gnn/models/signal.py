@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .mlp import MLP
+from .mlp import MLP, gnn_kwargs
 
 
 class SignalGNN(nn.Module):
@@ -54,19 +54,7 @@ class SignalGNN(nn.Module):
 
     @classmethod
     def from_config(cls, n_neurons: int, cfg: dict, generator: torch.Generator | None = None):
-        return cls(
-            n_neurons,
-            embedding_dim=cfg["embedding_dim"],
-            hidden_dim=cfg["hidden_dim"],
-            n_layers=cfg["n_layers"],
-            hidden_dim_update=cfg["hidden_dim_update"],
-            n_layers_update=cfg["n_layers_update"],
-            lin_edge_positive=cfg["lin_edge_positive"],
-            W_init_std=cfg["W_init_std"],
-            embedding_init=cfg["embedding_init"],
-            W_basis=cfg["W_basis"],
-            generator=generator,
-        )
+        return cls(n_neurons, **gnn_kwargs(cfg), W_basis=cfg["W_basis"], generator=generator)
 
     def effective_W(self) -> torch.Tensor:
         """The connectivity W[post, pre] with its diagonal masked."""

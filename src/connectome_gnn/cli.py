@@ -6,7 +6,8 @@ jobs and everything downstream), leaving every finished run untouched::
     connectome-gnn rerun-failed -- --profile profiles/local
 
 ``explore`` runs an exploration (UCB tree search over training configurations) for N more
-iterations, resuming where it stopped; ``explore-report`` regenerates its tables and plots from
+iterations, resuming where it stopped (``--rerun-failed`` first trains its failed nodes again,
+from scratch, and leaves every finished node untouched); ``explore-report`` regenerates its tables and plots from
 the metrics files only; ``explore-add`` adds a hand-written (or agent-written) training config as
 a node, which the next ``explore`` trains first::
 
@@ -23,23 +24,13 @@ import sys
 from pathlib import Path
 
 from .io import DataError, read_json
+from .workflow import set_aside_checkpoints
 
 TRAIN_INFO = "train_info.json"
 
 
 def _snakemake() -> str:
     return shutil.which("snakemake") or str(Path(sys.executable).parent / "snakemake")
-
-
-def set_aside_checkpoints(train_infos: list[Path]) -> list[Path]:
-    """Rename the checkpoint.pt of failed runs to checkpoint.failed.pt (kept for inspection),
-    so that their rerun trains from scratch instead of resuming towards the same failure."""
-    moved = []
-    for path in train_infos:
-        ckpt = Path(path).parent / "checkpoint.pt"
-        if ckpt.is_file():
-            moved.append(ckpt.replace(ckpt.with_name("checkpoint.failed.pt")))
-    return moved
 
 
 def failed_runs(results: str | Path) -> list[Path]:
@@ -79,6 +70,12 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--root", default="results/explorations")
     p_exp.add_argument("--iterations", type=int, default=None, help="default: until done")
     p_exp.add_argument("--snakefile", default="Snakefile")
+    p_exp.add_argument(
+        "--rerun-failed",
+        action="store_true",
+        help="first train again the nodes whose status is failed (from scratch), then go on; "
+        "with --iterations 0 only those",
+    )
     p_add.add_argument("train_config", help="a training config YAML (train schema)")
     p_add.add_argument("--parent", type=int, default=None, help="parent node id")
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -131,7 +128,7 @@ def _explore(args) -> int:
             explorer.tree.save()
             print(f"added node {node.node_id} ({explorer.tree.cfg_name(node)})")
         else:
-            n = explorer.run(args.iterations)
+            n = explorer.run(args.iterations, rerun_failed=args.rerun_failed)
             print(f"{explorer.tree.name}: {n} run(s) trained; see {explorer.directory}")
     except (ConfigError, DataError) as exc:
         print(f"ERROR: {exc}", file=sys.stderr)

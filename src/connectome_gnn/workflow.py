@@ -48,3 +48,14 @@ def run_logged(log_path: str | Path, fn: Callable[..., Any], *args, **kwargs) ->
             raise
         finally:
             sys.stdout, sys.stderr = old_out, old_err
+
+
+def set_aside_checkpoints(train_infos: list[Path]) -> list[Path]:
+    """Rename the checkpoint.pt of failed runs to checkpoint.failed.pt (kept for inspection),
+    so that their rerun trains from scratch instead of resuming towards the same failure."""
+    moved = []
+    for path in train_infos:
+        ckpt = Path(path).parent / "checkpoint.pt"
+        if ckpt.is_file():
+            moved.append(ckpt.replace(ckpt.with_name("checkpoint.failed.pt")))
+    return moved

@@ -592,3 +592,73 @@ def test_format_value():
         "0",
         "1E-12",
     ]
+
+
+# ---------------------------------------------------------------------------------------------
+# driver: rerun-failed with a fake Snakemake
+# ---------------------------------------------------------------------------------------------
+
+
+class FakeSnakemake:
+    """Stands in for Snakemake: writes an ok train_info.json, checkpoint.pt and metrics.json
+    for every target and records the command."""
+
+    def __init__(self):
+        self.calls: list[list[str]] = []
+
+    def __call__(self, cmd: list[str]) -> int:
+        from pathlib import Path
+
+        self.calls.append(cmd)
+        for target in (a for a in cmd if a.endswith("metrics.json")):
+            run = Path(target).parent
+            (run / "train").mkdir(parents=True, exist_ok=True)
+            (run / "train" / "train_info.json").write_text(json.dumps({"status": "ok"}))
+            (run / "train" / "checkpoint.pt").write_bytes(b"ckpt")
+            m = {"status": "ok", "connectivity_R2": 0.9, "cluster_accuracy": 0.8}
+            Path(target).write_text(json.dumps(m))
+        return 0
+
+
+def test_rerun_failed_nodes_only(tmp_path, repo_root, monkeypatch):
+    from connectome_gnn.explore.driver import Explorer, run_dir
+
+    monkeypatch.chdir(repo_root)
+    wf = yaml.safe_load((repo_root / "config/config.yaml").read_text())
+    wf["results_dir"] = str(tmp_path / "results")
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(wf))
+    exp = "tests/data/experiments/tiny.yaml"
+    root = tmp_path / "expl"
+
+    fake = FakeSnakemake()
+    first = Explorer(exp, tmp_path / "config.yaml", root, runner=fake)
+    first.run(iterations=2)
+    names = [first.tree.cfg_name(n) for n in first.tree.nodes]
+    # pretend the second node's training diverged
+    dirs = [run_dir(wf["results_dir"], n, c) for n, c in zip(first.tree.nodes, names, strict=True)]
+    (dirs[1] / "train" / "train_info.json").write_text(json.dumps({"status": "failed"}))
+    (dirs[1] / "metrics.json").write_text(json.dumps({"status": "failed", "reason": "NaN"}))
+    first.tree.update_from_file(2, dirs[1] / "metrics.json")
+    first.tree.save()
+    kept = (dirs[0] / "metrics.json").stat().st_mtime_ns
+
+    fake2 = FakeSnakemake()
+    again = Explorer(exp, tmp_path / "config.yaml", root, runner=fake2)
+    assert [n.status for n in again.tree.nodes] == ["ok", "failed"]
+    assert again.run(iterations=0, rerun_failed=True) == 1
+    (cmd,) = fake2.calls
+    targets = [a for a in cmd if a.endswith("metrics.json")]
+    assert targets == [str(dirs[1] / "metrics.json")]  # finished node 1 is not a target
+    forced = cmd[cmd.index("--forcerun") + 1]
+    assert forced == str(dirs[1] / "train" / "train_info.json")
+    assert (dirs[1] / "train" / "checkpoint.failed.pt").is_file()  # set aside: from scratch
+    assert not (dirs[0] / "train" / "checkpoint.failed.pt").exists()
+    assert (dirs[0] / "metrics.json").stat().st_mtime_ns == kept
+    reloaded = ExplorationTree.load(root / "tiny_landscape")
+    assert [n.status for n in reloaded.nodes] == ["ok", "ok"]
+    assert len(reloaded) == 2  # nothing new proposed with --iterations 0
+
+    # nothing failed: no Snakemake call, no --forcerun
+    fake3 = FakeSnakemake()
+    Explorer(exp, tmp_path / "config.yaml", root, runner=fake3).run(0, rerun_failed=True)
+    assert fake3.calls == []

@@ -8,6 +8,9 @@ import pandas as pd
 import pytest
 import yaml
 
+from connectome_gnn.explore import ExplorationTree
+from connectome_gnn.explore.driver import run_dir
+
 from .conftest import edit_yaml, make_workdir, set_model
 
 BIN = Path(sys.executable).parent
@@ -97,6 +100,33 @@ def test_exploration_reports(tiny_exploration, repo_root):
     )
     assert res.returncode == 0, res.stderr
     assert (root / "summary" / "sparsity_landscape.csv").is_file()
+
+
+@pytest.mark.slow
+def test_rerun_failed_node_trains_again_and_nothing_else(tiny_exploration, repo_root):
+    work, exp = tiny_exploration
+    root = work / "results/explorations/tiny_landscape"
+    data = yaml.safe_load((root / "nodes.yaml").read_text())
+    tree = ExplorationTree.load(root)
+    runs = {n.node_id: work / run_dir("results", n, tree.cfg_name(n)) for n in tree.nodes}
+    models = {i: d / "train/model.pt" for i, d in runs.items() if (d / "train/model.pt").is_file()}
+    assert 1 in models, sorted(runs.values())
+    # node 1's training "diverged": its train_info, metrics and node say failed
+    info = runs[1] / "train/train_info.json"
+    info.write_text(info.read_text().replace('"status": "ok"', '"status": "failed"'))
+    metrics = runs[1] / "metrics.json"
+    metrics.write_text(metrics.read_text().replace('"status": "ok"', '"status": "failed"'))
+    data["nodes"][0]["status"] = "failed"
+    (root / "nodes.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    before = {i: p.stat().st_mtime_ns for i, p in models.items()}
+    res = explore(work, repo_root, "explore", str(exp), "--rerun-failed", "--iterations", "0")
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert "rerunning 1 failed node(s)" in res.stderr
+    after = yaml.safe_load((root / "nodes.yaml").read_text())["nodes"]
+    assert after[0]["status"] == "ok" and len(after) == len(data["nodes"])
+    assert '"status": "ok"' in info.read_text()
+    changed = {i for i, p in models.items() if p.stat().st_mtime_ns != before[i]}
+    assert changed == {1}
 
 
 def test_bad_experiment_is_one_clear_error(tmp_path, repo_root):

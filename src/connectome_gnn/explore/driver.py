@@ -8,6 +8,11 @@ batch, so a crashed or cancelled driver resumes where it stopped: nodes still pe
 are run again first (finished outputs are kept, train jobs resume from their checkpoints), then
 new batches are proposed.  A run without ``metrics.json`` after its batch (the job failed even
 after Snakemake's retries) becomes a failed node, and the exploration goes on.
+
+``run(rerun_failed=True)`` first trains the failed nodes again: they become pending, their
+checkpoints are set aside (checkpoint.failed.pt) and Snakemake is asked to force-rerun their
+train jobs (``--forcerun`` on their train_info.json; missing outputs are rebuilt anyway), so
+they train from scratch; finished nodes are not touched.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import yaml
 
 from ..config import ConfigError, format_sparsity, load_workflow_config, load_yaml
 from ..io import atomic_path
+from ..workflow import set_aside_checkpoints
 from .experiment import load_experiment
 from .log import write_log
 from .propose import propose_batch, write_configs
@@ -29,6 +35,7 @@ from .tree import ExplorationError, ExplorationTree, Node
 from .ucb import write_ucb_scores
 
 Runner = Callable[[list[str]], int]
+TRAIN_INFO = "train_info.json"
 
 
 def _snakemake_exe() -> str:
@@ -79,6 +86,7 @@ class Explorer:
         self.snakefile = Path(snakefile)
         self.snakemake_args = list(snakemake_args)
         self.runner = runner
+        self.forcerun: list[Path] = []  # train_info.json files to force-rerun in the next batch
 
     @property
     def directory(self) -> Path:
@@ -124,11 +132,13 @@ class Explorer:
             "--snakefile",
             str(self.snakefile),
             *self.snakemake_args,
+            *(["--forcerun", *map(str, self.forcerun)] if self.forcerun else []),
             "--configfile",
             str(self.workflow_config_path),
             str(cfg_path),
         ]
         rc = self.runner(cmd)
+        self.forcerun = []
         if rc != 0 and not any(Path(t).is_file() for t in targets):
             # nothing ran (bad arguments, locked directory, cluster down ...): keep the nodes
             # unfinished so that the next call retries them instead of recording failures
@@ -162,11 +172,29 @@ class Explorer:
             self.tree.score_weights,
         )
 
-    def run(self, iterations: int | None = None) -> int:
-        """Run unfinished nodes, then new batches until at least ``iterations`` more runs were
-        proposed (None: until every block is done; batches are kept whole).  Returns the number
-        of runs trained."""
+    def reset_failed(self) -> list[Node]:
+        """Make every failed node pending again and prepare its rerun from scratch (checkpoint
+        set aside, train job forced); returns those nodes."""
+        failed = [n for n in self.tree.nodes if n.status == "failed"]
+        infos = []
+        for node in failed:
+            info = run_dir(self.results, node, self.tree.cfg_name(node)) / "train" / TRAIN_INFO
+            if info.is_file():
+                infos.append(info)
+            self.tree.set_status(node.node_id, "pending")
+        set_aside_checkpoints(infos)
+        self.forcerun = infos
+        self.tree.save()
+        return failed
+
+    def run(self, iterations: int | None = None, rerun_failed: bool = False) -> int:
+        """Run unfinished nodes (with ``rerun_failed`` also the failed ones, from scratch), then
+        new batches until at least ``iterations`` more runs were proposed (None: until every
+        block is done; batches are kept whole).  Returns the number of runs trained."""
         done = 0
+        if rerun_failed:
+            failed = self.reset_failed()
+            print(f"rerunning {len(failed)} failed node(s) of {self.tree.name}", file=sys.stderr)
         pending = self.unfinished()
         if pending:
             print(

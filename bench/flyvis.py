@@ -10,11 +10,17 @@ Measures, in one process (one JSON object on stdout, progress on stderr):
   :func:`simulate_flyvis` (stimulus generation, input routing, zarr writes of u, du, x, statistics)
   for ``--frames`` frames at ``--extent`` into a temporary directory; plus the run's activity
   statistics and SVD ranks;
-- ``peak_rss_mb`` (whole process) and ``peak_gpu_mem_mb`` on CUDA.
+- per device, training of the sparse FlyVis GNN on that simulation with the recipe
+  ``--train-config`` (default config/train/flyvis.yaml): ``train_iterations_per_s`` and
+  ``train_frames_per_s`` over ``--train-seconds``, against a baseline in the same run that evaluates
+  lin_edge once per *edge* (``baseline_iterations_per_s``; the reference's message passing)
+  instead of once per neuron, and ``speedup_vs_per_edge``;
+- ``peak_rss_mb`` (whole process, after training) and ``peak_gpu_mem_mb`` on CUDA.
 
     .venv/bin/python bench/flyvis.py                           # extent 8, 3000 frames, CPU
     .venv/bin/python bench/flyvis.py --extent 2 --frames 500   # smoke test (~10 s)
     .venv/bin/python bench/flyvis.py --device both > flyvis.json
+    .venv/bin/python bench/flyvis.py --extent 3 --frames 2000 --train-seconds 60
 
 CPU timings are only meaningful on an otherwise idle machine (see bench/README.md).
 """
@@ -33,10 +39,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch_geometric.utils import scatter
 
+from connectome_gnn.config import load_yaml, validate
+from connectome_gnn.models.flyvis import FlyVisGNN
+from connectome_gnn.models.mlp import gnn_kwargs
 from connectome_gnn.simulate.flyvis.connectome import build_connectome, load_connectome
 from connectome_gnn.simulate.flyvis.params import make_params
 from connectome_gnn.simulate.flyvis.simulate import cpu_threads_for, simulate_flyvis
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def log(msg: str) -> None:
@@ -72,6 +84,76 @@ def step_rate(dyn, con, device: torch.device, seconds: float) -> dict:
     return {"step_frames_per_s": n / elapsed, "step_frames": n}
 
 
+class PerEdgeFlyVisGNN(FlyVisGNN):
+    """Baseline: lin_edge([v_j, a_j]) evaluated once per edge (E x B rows), as a message-passing
+    layer with per-edge messages does, instead of once per neuron."""
+
+    def message_from(self, v: torch.Tensor) -> torch.Tensor:
+        batch = v.shape[0]
+        vj = v[:, self.pre].unsqueeze(-1)
+        aj = self.a[self.pre].unsqueeze(0).expand(batch, -1, -1)
+        out = self.lin_edge(torch.cat([vj, aj], dim=-1)).squeeze(-1)
+        if self.lin_edge_positive:
+            out = out * out
+        return scatter(out * self.W, self.post, dim=1, dim_size=self.n_neurons, reduce="sum")
+
+    def forward(self, v: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
+        return self.phi(v, self.message_from(v), x)
+
+
+def train_rate(sim_dir: Path, train_cfg: dict, device: torch.device, seconds: float) -> dict:
+    """Training iterations per second (forward, loss with the recipe's regularisers, backward,
+    Adam step) of the sparse GNN and of the per-edge baseline, each for about ``seconds``."""
+    from connectome_gnn.families import get_family
+    from connectome_gnn.simulate.data import Simulation
+    from connectome_gnn.train.regularizers import regularization
+    from connectome_gnn.train.trainer import _make_optimizer
+
+    sim = Simulation(sim_dir)
+    n = sim.n_train_frames
+    u = torch.from_numpy(sim.read("u", 0, n)).to(device)
+    du = torch.from_numpy(sim.read("du", 0, n)).to(device)
+    x = torch.from_numpy(sim.read_input(0, n)).to(device)
+    xnorm = float(1.5 * u.std())
+    batch = int(train_cfg["batch_size"])
+    gen = torch.Generator().manual_seed(0)
+    fast = get_family("flyvis").build_model(sim, train_cfg, generator=gen).to(device)
+    slow = PerEdgeFlyVisGNN(fast.pre, fast.post, fast.n_neurons, **gnn_kwargs(train_cfg)).to(device)
+    slow.load_state_dict(fast.state_dict())
+
+    def run(model, budget: float) -> tuple[float, int]:
+        opt = _make_optimizer(model, train_cfg)
+        done, t0 = 0, time.perf_counter()
+        while True:
+            k = torch.randint(n, (batch,), generator=gen).to(device)
+            loss = (model(u[k], x[k]) - du[k]).norm(2)
+            loss = loss + sum(regularization(model, u[k], train_cfg, xnorm).values())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            done += 1
+            if device.type == "cuda" and done % 10 == 0:
+                torch.cuda.synchronize(device)
+            if done >= 3 and time.perf_counter() - t0 >= budget:
+                break
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return done / (time.perf_counter() - t0), done
+
+    run(fast, 0.0)  # warm-up
+    rate, its = run(fast, seconds)
+    base, base_its = run(slow, max(seconds / 4, 1.0))
+    return {
+        "train_batch_size": batch,
+        "train_iterations": its,
+        "train_iterations_per_s": rate,
+        "train_frames_per_s": rate * batch,
+        "baseline_iterations": base_its,
+        "baseline_iterations_per_s": base,
+        "speedup_vs_per_edge": rate / base,
+    }
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--extent", type=int, default=8)
@@ -83,6 +165,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--step-seconds", type=float, default=5.0)
     ap.add_argument("--chunk-frames", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--train-config", default=str(REPO / "config/train/flyvis.yaml"))
+    ap.add_argument("--train-seconds", type=float, default=20.0, help="0: no training figures")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -182,6 +266,13 @@ def main(argv=None) -> dict:
                     )
                 ),
             }
+            if args.train_seconds > 0:
+                train_cfg = validate(load_yaml(args.train_config), "train", args.train_config)
+                run.update(train_rate(tmp / f"sim_{name}", train_cfg, dev, args.train_seconds))
+                log(
+                    f"{name}: train {run['train_iterations_per_s']:.1f} it/s "
+                    f"(x{run['speedup_vs_per_edge']:.1f} vs lin_edge per edge)"
+                )
             if dev.type == "cuda":
                 run["peak_gpu_mem_mb"] = torch.cuda.max_memory_allocated(dev) / 2**20
                 run["gpu"] = torch.cuda.get_device_name(dev)

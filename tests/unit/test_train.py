@@ -188,3 +188,40 @@ def test_training_a_finished_run_again_starts_afresh(tmp_path, sim_dir):
     again = train_run(sim_dir, cfg, tmp_path / "t", 0, progress=False)
     assert again["resumed_from_iteration"] is None and again["iterations_done"] == 40
     assert again["final_loss"] == pytest.approx(first["final_loss"], abs=1e-6)
+
+
+def test_recurrent_training_rollout_targets(sim_dir):
+    """The recurrent rollout of the true dynamics reproduces the recorded frames: its loss is 0
+    for any time_step, and time_step 1 equals the derivative loss."""
+    from connectome_gnn.families import get_family
+    from connectome_gnn.simulate.data import Simulation
+
+    sim = Simulation(sim_dir)
+    u = torch.from_numpy(sim.read("u", 0, 200))
+    du = torch.from_numpy(sim.read("du", 0, 200))
+    truth = get_family(sim.family).true_dynamics(sim)
+    k = torch.tensor([0, 17, 150])
+    one = _cfg(recurrent_training=True, time_step=1)
+    pred, target = trainer_mod._rollout_pred(truth, u, du, None, k, one, sim.dt)
+    torch.testing.assert_close(target, du[k], rtol=0, atol=2e-3)
+    torch.testing.assert_close(pred, du[k], rtol=0, atol=2e-3)
+    for steps in (3, 10):
+        cfg = _cfg(recurrent_training=True, time_step=steps)
+        pred, target = trainer_mod._rollout_pred(truth, u, du, None, k, cfg, sim.dt)
+        torch.testing.assert_close(pred, target, rtol=0, atol=2e-3)
+        assert target.abs().max() > 0.05  # not trivially zero
+    # a model off by a constant drift c: error exactly c over one step, and still seen (though
+    # changed by the dynamics it sets off) over ten
+    drift = lambda v: truth(v) + 0.5  # noqa: E731
+    pred, target = trainer_mod._rollout_pred(drift, u, du, None, k, one, sim.dt)
+    torch.testing.assert_close(pred - target, torch.full_like(pred, 0.5), rtol=0, atol=2e-3)
+    pred, target = trainer_mod._rollout_pred(drift, u, du, None, k, cfg, sim.dt)
+    assert (pred - target).abs().mean() > 0.1
+
+
+def test_recurrent_training_runs_and_rejects_too_long_rollouts(tmp_path, sim_dir):
+    cfg = _cfg(max_iterations=50, recurrent_training=True, time_step=4)
+    info = train_run(sim_dir, cfg, tmp_path / "r", replicate_seed=0, progress=False)
+    assert info["status"] == "ok" and info["iterations_done"] == 50
+    with pytest.raises(trainer_mod.ConfigError, match="field 'time_step'"):
+        train_run(sim_dir, _cfg(recurrent_training=True, time_step=10**6), tmp_path / "x", 0)

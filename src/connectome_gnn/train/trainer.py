@@ -72,6 +72,19 @@ def _config_hash(train_cfg: dict, sim_meta: dict) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def _rollout_pred(model, u, du, x_in, k, cfg: dict, dt: float):
+    """Prediction and target of one batch starting at frames ``k``: du/dt (the default) or, with
+    recurrent_training, the Euler rollout over time_step frames as a mean derivative."""
+    ub = u[k]
+    if not cfg["recurrent_training"]:
+        return (model(ub) if x_in is None else model(ub, x_in[k])), du[k]
+    steps = int(cfg["time_step"])
+    v = ub
+    for s in range(steps):
+        v = v + dt * (model(v) if x_in is None else model(v, x_in[k + s]))
+    return (v - ub) / (dt * steps), (u[k + steps] - ub) / (dt * steps)
+
+
 def _data_loss(pred: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
     if kind == "mse":
         return torch.mean((pred - target) ** 2)
@@ -157,6 +170,13 @@ def train_run(
     gen = torch.Generator().manual_seed(seed)
 
     n_train = sim.n_train_frames
+    # start frames: a recurrent rollout of time_step frames must end inside the training frames
+    n_starts = n_train - (int(train_cfg["time_step"]) if train_cfg["recurrent_training"] else 0)
+    if n_starts < 1:
+        raise ConfigError(
+            f"field 'time_step': {train_cfg['time_step']} is not shorter than the "
+            f"{n_train} training frames"
+        )
     u = torch.from_numpy(sim.read("u", 0, n_train)).to(dev)
     du = torch.from_numpy(sim.read("du", 0, n_train)).to(dev)
     x_in = sim.read_input(0, n_train)
@@ -267,10 +287,10 @@ def train_run(
                         global_it, int(train_cfg["W_basis_every"])
                     ):
                         refresh_basis(model, optimizer, u, int(train_cfg["W_basis_frames"]), gen)
-                    k = torch.randint(n_train, (batch,), generator=gen).to(dev)
+                    k = torch.randint(n_starts, (batch,), generator=gen).to(dev)
                     ub = u[k]
-                    pred = model(ub) if x_in is None else model(ub, x_in[k])
-                    data_loss = _data_loss(pred, du[k], train_cfg["loss"])
+                    pred, target = _rollout_pred(model, u, du, x_in, k, train_cfg, sim.dt)
+                    data_loss = _data_loss(pred, target, train_cfg["loss"])
                     terms = regularization(model, ub, train_cfg, xnorm)
                     loss = data_loss + sum(terms.values()) if terms else data_loss
                     value = float(loss.detach())

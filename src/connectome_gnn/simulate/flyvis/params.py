@@ -5,7 +5,9 @@ deterministically defines its own parameter set, with flyvis' sharing: ``tau`` a
 cell type (65), a synaptic ``strength`` >= 0 per type pair (605), ``w_ij = sign * n_syn * strength``.
 The sets are built to resemble trained flyvis networks as seen by the reference study (W std
 0.27-0.33 over the extent-8 edges, ~35 % of |w| < 0.01, 96-98 % non-zero, V_rest over neurons
-mean ~0.35 in about [-1, 2.6]) and to give bounded, responsive, smooth activity at dt = 0.02.
+in about [-1, 2.6]) and to give bounded, responsive, smooth activity at dt = 0.02.  Their V_rest
+mean (~0.35) is not matched: our operating voltages sit higher (V_rest mean ~0.85) so that the
+activity makes W observable.
 
 Generative model of one attempt (random generator seeded by :func:`param_seed`); a pair's
 *magnitude* m_p is its mean |w| over its (hull-filled) filter, ``strength_p = m_p / mean n_syn``:
@@ -17,9 +19,9 @@ Generative model of one attempt (random generator seeded by :func:`param_seed`);
    the pairs pruned to 0); within a pair by the connectome's per-offset synapse counts.  ``b``
    sets how concentrated a neuron's inputs are.  Pair magnitudes are capped at 2.
 2. **Balanced operating point.**  Each type gets a grey-stimulus operating voltage
-   ``V*_t ~ N(0.4, 0.35)`` and a net synaptic input there ``I_t ~ N(0, 0.2)``; its excitatory
-   share is solved so that the input at V* (presynaptic ReLU(V*)) equals I_t (clipped to
-   [0.05, 0.95]), as training would balance a network.
+   ``V*_t`` (split normal: mode 0.8, std 0.3 below and 0.55 above) and a net synaptic input there
+   ``I_t ~ N(0, 0.2)``; its excitatory share is solved so that the input at V* (presynaptic
+   ReLU(V*)) equals I_t (clipped to [0.05, 0.95]), as training would balance a network.
 3. **Bounded by construction.**  Excitatory pairs inside strongly connected components of the
    excitatory type graph (the only ones that close positive loops) are scaled by one factor so
    that the spectral radius of W+ on the infinite lattice (Perron root of the k = 0 Bloch matrix
@@ -39,8 +41,9 @@ Generative model of one attempt (random generator seeded by :func:`param_seed`);
 
 :func:`make_params` accepts an attempt when its extent-8 W std is in [0.25, 0.36] and its small
 fraction in [0.30, 0.42], and a short simulation at extent 3 (:func:`check_params`) shows that the
-grey state settles, the activity under the stimulus mix stays within ``MAX_ABS_V`` and at least
-60 % of the neurons respond; otherwise it draws the next attempt (sub-seed), deterministically.
+grey state settles, the activity under the stimulus mix stays within ``MAX_ABS_V``, at least
+60 % of the neurons respond and at least half of W is observable in the activity
+(:func:`observable_w_share`); otherwise it draws the next attempt (sub-seed), deterministically.
 About half of the attempts pass.
 """
 
@@ -66,7 +69,7 @@ from .connectome import (
 #: root of every parameter seed: SeedSequence([PARAM_SEED_ROOT, model index, attempt])
 PARAM_SEED_ROOT = 0xF17_5EED
 #: bump when the generative model changes (invalidates cached parameter files)
-PARAMS_VERSION = 1
+PARAMS_VERSION = 2
 TAU_RANGE = (0.03, 0.2)
 TAU_MAX = 0.3
 EULER_DT = 0.02
@@ -76,7 +79,12 @@ W_SMALL = 0.01
 RHO_EXC_RANGE = (0.8, 0.95)
 PRUNED_FRACTION = 0.03
 BUDGET_LOG_STD = 0.5
-V_STAR = (0.3, 0.3, 0.55)  # mode, lower and upper std of the grey operating voltage per type
+# mode, lower and upper std of the grey operating voltage per type.  Version 1 used a mode of 0.3:
+# ~20 % of the neurons then sat below the ReLU threshold and most others barely moved, which left
+# about half of W unobservable in the activity (a neuron that never crosses 0, or whose ReLU
+# output is nearly constant, says nothing about its outgoing weights).  With 0.8 most neurons
+# operate in the linear part of the ReLU and the stimulus propagates through the layers.
+V_STAR = (0.8, 0.3, 0.55)
 NET_INPUT_STD = 0.2
 V_REST_CLIP = (-1.5, 3.0)
 SHARE_CLIP = (0.05, 0.95)
@@ -588,6 +596,25 @@ MAX_ABS_V = 30.0
 MIN_RESPONSIVE_FRACTION = 0.6  # neurons whose temporal std exceeds RESPONSIVE_STD
 RESPONSIVE_STD = 0.01
 GREY_SETTLE_TOL = 1e-3  # max |dV| per step at the end of the grey burn-in
+OBSERVABLE_STD = 0.03  # a presynaptic neuron whose ReLU(V) varies less hides its outgoing w
+MIN_OBSERVABLE_W_SHARE = 0.5
+
+
+def observable_w_share(
+    u: np.ndarray, w: np.ndarray, pre: np.ndarray, threshold: float = OBSERVABLE_STD
+) -> float:
+    """Share of the variance of the weights ``w`` (about their mean) carried by edges whose
+    presynaptic neuron's ReLU(V) has a temporal std of at least ``threshold`` in ``u`` (frames x
+    neurons).  The other edges are (nearly) invisible in the activity: their presynaptic output
+    is constant, so w_ij times it cannot be told apart from V_rest.  1 - this share bounds the
+    connectivity R² any method can reach on that activity."""
+    w = np.asarray(w, dtype=np.float64)
+    dev = (w - w.mean()) ** 2
+    total = float(dev.sum())
+    if total == 0:
+        return float("nan")
+    seen = np.maximum(np.asarray(u, dtype=np.float64), 0.0).std(0) >= threshold
+    return float(dev[seen[np.asarray(pre)]].sum() / total)
 
 
 def check_params(
@@ -602,8 +629,9 @@ def check_params(
     contrast, then ``n_frames`` of the default stimulus mix; statistics and ``ok``.
 
     ``ok``: the grey burn-in settles (max |V_k+1 - V_k| < GREY_SETTLE_TOL), the activity stays
-    finite with max |V| <= MAX_ABS_V, and at least MIN_RESPONSIVE_FRACTION of the neurons have a
-    temporal std > RESPONSIVE_STD.
+    finite with max |V| <= MAX_ABS_V, at least MIN_RESPONSIVE_FRACTION of the neurons have a
+    temporal std > RESPONSIVE_STD, and at least MIN_OBSERVABLE_W_SHARE of W is observable
+    (:func:`observable_w_share`).
     """
     import torch
 
@@ -627,11 +655,13 @@ def check_params(
     max_abs = float(np.abs(u).max()) if finite else float("inf")
     responsive = float(np.mean(u.std(0) > RESPONSIVE_STD)) if finite else 0.0
     ranks = activity_svd_rank(u) if finite else {"rank_90": 0, "rank_99": 0}
+    observable = observable_w_share(u, params.edge_weights(con), con.edge_source) if finite else 0.0
     ok = (
         finite
         and settle < GREY_SETTLE_TOL
         and max_abs <= MAX_ABS_V
         and responsive >= MIN_RESPONSIVE_FRACTION
+        and observable >= MIN_OBSERVABLE_W_SHARE
     )
     return {
         "ok": bool(ok),
@@ -642,6 +672,7 @@ def check_params(
         "check_active_fraction": float(np.mean((u > 0).any(0))) if finite else 0.0,
         "check_svd_rank_90": ranks["rank_90"],
         "check_svd_rank_99": ranks["rank_99"],
+        "check_observable_W_share": observable,
     }
 
 
@@ -723,7 +754,12 @@ def make_params(
         failures.append(
             {
                 k: result[k]
-                for k in ("check_grey_settle", "check_max_abs_v", "check_responsive_fraction")
+                for k in (
+                    "check_grey_settle",
+                    "check_max_abs_v",
+                    "check_responsive_fraction",
+                    "check_observable_W_share",
+                )
             }
         )
     raise RuntimeError(

@@ -307,6 +307,14 @@ def test_first_batch_is_root_plus_variations(tmp_path):
     assert yaml.safe_load(paths[1].read_text()) == nodes[1].config
 
 
+def test_variations_of_one_parent_in_a_batch_try_different_parameters(tmp_path):
+    for seed in range(20):
+        tree = ExplorationTree.create(tmp_path / f"s{seed}", experiment(seed=seed))
+        nodes = propose_batch(tree)
+        params = [n.mutation[0]["param"] for n in nodes[1:]]
+        assert len(set(params)) == 3, (seed, params)
+
+
 def test_propose_is_deterministic_given_seed(tmp_path):
     def run(directory, seed):
         tree = ExplorationTree.create(directory, experiment(seed=seed))

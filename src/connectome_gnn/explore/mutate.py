@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -320,6 +320,7 @@ def mutate(
     rng: np.random.Generator,
     n_params: int = 1,
     avoid: Sequence[Mapping[str, Any]] = (),
+    prefer_not: Collection[str] = (),
 ) -> tuple[dict, list[dict]]:
     """Change ``n_params`` (1 or 2) distinct parameters of ``config``.
 
@@ -327,7 +328,9 @@ def mutate(
     ``{"param", "old", "new"}`` (``old`` is None when the parameter was absent).  The new
     configuration always differs from ``config``.  ``avoid``: configurations (e.g. the other
     nodes of the block) that a new configuration should not duplicate; up to
-    :data:`MAX_DRAWS` redraws are made, after which a duplicate is accepted.
+    :data:`MAX_DRAWS` redraws are made, after which a duplicate is accepted.  ``prefer_not``:
+    parameters to leave alone while enough others remain (e.g. those the other slots of a batch
+    already mutate from the same parent, so that a batch tries different parameters).
     """
     if n_params not in (1, 2):
         raise ValueError(f"n_params must be 1 or 2, got {n_params}")
@@ -335,6 +338,9 @@ def mutate(
     if not names:
         raise ValueError("the parameter space has no mutable parameter")
     k = min(n_params, len(names))
+    fresh = [n for n in names if n not in set(prefer_not)]
+    if len(fresh) >= k:
+        names = fresh
     best: tuple[dict, list[dict]] | None = None
     for _ in range(MAX_DRAWS):
         picked = sorted(rng.choice(len(names), size=k, replace=False).tolist())

@@ -116,10 +116,15 @@ def propose_batch(
         parents = [tree[i] for i in ids]
         first_slot = 0
 
+    tried: dict[int, set[str]] = {}  # parameters already mutated from each parent in this batch
     for offset, parent in enumerate(parents):
         slot = first_slot + offset
         rng = slot_rng(seed, iteration + slot, slot)
-        config, mutation = mutate(parent.config, space, rng, n_params=n_params, avoid=avoid)
+        used = tried.setdefault(id(parent), set())
+        config, mutation = mutate(
+            parent.config, space, rng, n_params=n_params, avoid=avoid, prefer_not=used
+        )
+        used.update(m["param"] for m in mutation)
         make(slot, parent, config, mutation, source="ucb")
 
     if add:

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from connectome_gnn.models.flyvis import FlyVisGNN
@@ -74,3 +75,31 @@ def test_zero_initial_W_gives_no_messages_and_regularisers_run():
     expected = float(torch.sqrt(((out - 2.0) ** 2).mean()))
     assert np.isclose(float(terms["edge_norm"].detach()), expected, rtol=1e-6)
     assert float(terms["edge_diff"].detach()) >= 0.0
+
+
+def test_eigen_basis_preserves_weights_and_forward():
+    torch.manual_seed(0)
+    n = 7
+    post = torch.tensor([0, 0, 0, 1, 1, 2, 3, 3, 3, 3, 5, 6])
+    pre = torch.tensor([1, 2, 3, 0, 4, 1, 0, 1, 2, 5, 6, 5])
+    plain = FlyVisGNN(pre, post, n, W_init_std=1.0, generator=torch.Generator().manual_seed(1))
+    eig = FlyVisGNN(pre, post, n, W_init_std=1.0, W_basis="eigen")
+    eig.load_state_dict({**plain.state_dict(), "W_basis": eig.W_basis})
+    torch.testing.assert_close(eig.effective_W(), plain.W)  # identity basis at first
+    v = torch.randn(50, n)
+    opt = torch.optim.Adam(eig.parameters(), lr=1e-2)
+    (eig(v) ** 2).sum().backward()
+    opt.step()  # Adam moments exist before the refresh
+    before_w, before_out = eig.effective_W().detach().clone(), eig(v).detach()
+    eig.refresh_basis(opt, v, 50, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(eig.effective_W(), before_w, atol=1e-5, rtol=0)
+    torch.testing.assert_close(eig(v), before_out, atol=1e-5, rtol=0)
+    # every receiver's block is orthonormal and the W coordinates have moved off the identity
+    for d, gi, offset in eig._groups:
+        q = eig._block(eig.W_basis, d, gi, offset)
+        torch.testing.assert_close(
+            q.transpose(1, 2) @ q, torch.eye(d).expand_as(q), atol=1e-5, rtol=0
+        )
+    assert not torch.allclose(eig.W, before_w)
+    with pytest.raises(ValueError, match="W_basis"):
+        FlyVisGNN(pre, post, n, W_basis="nope")

@@ -286,7 +286,11 @@ def train_run(
                     if getattr(model, "W_basis", None) is not None and refresh_schedule(
                         global_it, int(train_cfg["W_basis_every"])
                     ):
-                        refresh_basis(model, optimizer, u, int(train_cfg["W_basis_frames"]), gen)
+                        args = (optimizer, u, int(train_cfg["W_basis_frames"]), gen)
+                        if hasattr(model, "refresh_basis"):  # per-receiver bases (FlyVis)
+                            model.refresh_basis(*args)
+                        else:
+                            refresh_basis(model, *args)
                     k = torch.randint(n_starts, (batch,), generator=gen).to(dev)
                     ub = u[k]
                     pred, target = _rollout_pred(model, u, du, x_in, k, train_cfg, sim.dt)

@@ -225,3 +225,11 @@ def test_recurrent_training_runs_and_rejects_too_long_rollouts(tmp_path, sim_dir
     assert info["status"] == "ok" and info["iterations_done"] == 50
     with pytest.raises(trainer_mod.ConfigError, match="field 'time_step'"):
         train_run(sim_dir, _cfg(recurrent_training=True, time_step=10**6), tmp_path / "x", 0)
+
+
+def test_config_missing_newer_keys_gets_their_defaults(tmp_path, sim_dir):
+    cfg = _cfg(max_iterations=20)
+    for key in ("recurrent_training", "time_step", "W_basis"):
+        cfg.pop(key)  # as validated by an older schema
+    info = train_run(sim_dir, cfg, tmp_path / "t", replicate_seed=0, progress=False)
+    assert info["status"] == "ok" and info["iterations_done"] == 20

@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from ..config import ConfigError
+from ..config import ConfigError, validate
 from ..families import get_family
 from ..io import DataError, Interrupted, atomic_path, remove_stale_temps, write_json
 from ..simulate.data import Simulation
@@ -158,6 +158,9 @@ def train_run(
     ``failed`` and a reason, and all outputs are still written so the workflow completes.
     """
     out_dir = Path(out_dir)
+    # fills defaults of keys newer than the caller's config (a workflow started before an
+    # upgrade passes configs validated by the older schema)
+    train_cfg = validate(dict(train_cfg), "train", source="training config")
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(out_dir)
     if threads:

@@ -78,21 +78,21 @@ class FlyVisGNN(nn.Module):
         deg = torch.bincount(self.post, minlength=self.n_neurons)
         start = torch.cumsum(deg, 0) - deg
         self._groups: list[tuple[int, int, int]] = []  # (degree, group index, value offset)
-        offset, rows, cols, eye = 0, [], [], []
+        offset, edge_lists, eye = 0, [], []
         for k, d in enumerate(torch.unique(deg[deg > 0]).tolist()):
             recv = torch.nonzero(deg == d).squeeze(1)
             idx = order[start[recv].unsqueeze(1) + torch.arange(d)]  # (n_d, d) edge ids
             self.register_buffer(f"_block_edges_{k}", idx, persistent=False)
-            rows.append(idx.unsqueeze(2).expand(-1, d, d).reshape(-1))
-            cols.append(idx.unsqueeze(1).expand(-1, d, d).reshape(-1))
+            edge_lists.append(idx.reshape(-1))
             eye.append(torch.eye(d).expand(len(recv), d, d).reshape(-1))
             self._groups.append((d, k, offset))
             offset += len(recv) * d * d
-        cat = (lambda xs: torch.cat(xs)) if rows else (lambda xs: torch.zeros(0))
-        self.register_buffer("_basis_rows", cat(rows).long(), persistent=False)
-        self.register_buffer("_basis_cols", cat(cols).long(), persistent=False)
-        self.register_buffer("W_basis", cat(eye).float())  # saved with the model
-        assert self._basis_rows.numel() == offset and int(deg.sum()) == n_edges
+        order_cat = torch.cat(edge_lists) if edge_lists else torch.zeros(0, dtype=torch.long)
+        inverse = torch.empty_like(order_cat)
+        inverse[order_cat] = torch.arange(order_cat.numel())
+        self.register_buffer("_block_inverse", inverse, persistent=False)
+        self.register_buffer("W_basis", torch.cat(eye) if eye else torch.zeros(0))  # saved
+        assert self.W_basis.numel() == offset and order_cat.numel() == n_edges
 
     def _block(self, values: torch.Tensor, d: int, k: int, offset: int) -> torch.Tensor:
         n_d = getattr(self, f"_block_edges_{k}").shape[0]
@@ -110,8 +110,13 @@ class FlyVisGNN(nn.Module):
         """The weights, one per edge (regularisers act on these): W itself, or Q W."""
         if self.W_basis is None:
             return self.W
-        vals = self.W_basis * self.W[self._basis_cols]
-        return torch.zeros_like(self.W).index_add(0, self._basis_rows, vals)
+        # one small batched matmul per in-degree group, then back to edge order
+        parts = []
+        for d, gi, offset in self._groups:
+            idx = getattr(self, f"_block_edges_{gi}")
+            q = self._block(self.W_basis, d, gi, offset)
+            parts.append((q @ self.W[idx].unsqueeze(-1)).reshape(-1))
+        return torch.cat(parts)[self._block_inverse]
 
     @torch.no_grad()
     def refresh_basis(

@@ -55,10 +55,39 @@ class ExactModel(torch.nn.Module):
 def test_readouts_of_an_exact_model_recover_everything(tiny_sim, scale):
     family = get_family("flyvis")
     ro = family.readouts(ExactModel(tiny_sim, scale), tiny_sim)
-    np.testing.assert_allclose(ro["tau_learned"], ro["tau_true"], rtol=1e-4)
-    np.testing.assert_allclose(ro["V_rest_learned"], ro["V_rest_true"], rtol=1e-4, atol=1e-4)
+    for key in ("tau", "tau_msg0"):
+        np.testing.assert_allclose(ro[f"{key}_learned"], ro["tau_true"], rtol=1e-4)
+    for key in ("V_rest", "V_rest_msg0"):
+        np.testing.assert_allclose(ro[f"{key}_learned"], ro["V_rest_true"], rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(ro["w_learned"], ro["w_true"], rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(ro["w_raw"] * scale, ro["w_true"], rtol=1e-5, atol=1e-7)
+
+
+class FarFromDataModel(ExactModel):
+    """Exact wherever the message is within the data's range, wrong (a changed slope in v and
+    offset) where it is near 0 but the data's is not: the reference's msg = 0 readout is fooled,
+    the operating-point readout is not."""
+
+    def __init__(self, sim):
+        super().__init__(sim)
+        with torch.no_grad():
+            v = torch.from_numpy(sim.read("u", 0, sim.n_train_frames))
+            self.m_lo = self.message(self.edge(v)).min(0).values
+
+    def phi(self, v, msg=None, x=None):
+        msg = torch.zeros_like(v) if msg is None else msg
+        below = torch.relu(self.m_lo - msg)  # > 0 only below the smallest message in the data
+        return super().phi(v, msg, x) + below * (0.5 * v + 1.0)
+
+
+def test_operating_point_readout_is_not_fooled_by_extrapolation(tiny_sim):
+    model = FarFromDataModel(tiny_sim)
+    assert float((model.m_lo > 0.5).float().mean()) > 0.05  # neurons whose msg never nears 0
+    ro = get_family("flyvis").readouts(model, tiny_sim)
+    np.testing.assert_allclose(ro["tau_learned"], ro["tau_true"], rtol=1e-4)
+    np.testing.assert_allclose(ro["V_rest_learned"], ro["V_rest_true"], rtol=1e-4, atol=1e-4)
+    far = (model.m_lo > 0.5).numpy()
+    assert not np.allclose(ro["tau_msg0_learned"][far], ro["tau_true"][far], rtol=1e-2)
 
 
 def test_true_dynamics_reproduce_the_stored_derivative(tiny_sim):

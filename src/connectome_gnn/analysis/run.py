@@ -166,11 +166,14 @@ def analyze_run(
         metrics.update(
             cluster_metrics(ro["embeddings"], types, seed=int(run_cfg["training"]["seed"]))
         )
-        for name in ("tau", "V_rest"):  # neuron parameters read off lin_phi (FlyVis)
-            if f"{name}_learned" in ro:
-                slope, _, r2 = linear_fit_r2(ro[f"{name}_true"], ro[f"{name}_learned"])
-                metrics[f"{name}_R2"] = r2
-                metrics[f"{name}_slope"] = slope
+        # neuron parameters read off lin_phi (FlyVis): at the operating point, and at msg = 0
+        # as the reference does (tau_R2_msg0, V_rest_R2_msg0)
+        for name in ("tau", "V_rest"):
+            for src, suffix in ((name, ""), (f"{name}_msg0", "_msg0")):
+                if f"{src}_learned" in ro:
+                    slope, _, r2 = linear_fit_r2(ro[f"{name}_true"], ro[f"{src}_learned"])
+                    metrics[f"{name}_R2{suffix}"] = r2
+                    metrics[f"{name}_slope{suffix}"] = slope
         metrics.update(_rank_metrics(sim, ro))
 
         n_test = sim.n_frames - sim.n_train_frames

@@ -21,7 +21,8 @@ Readouts (the reference's definitions):
   their outgoing weights carry no signal through the ReLU, so neither choice is identifiable);
 - d lin_phi / d msg per neuron (median over a few training frames);
 - corrected weight W*_ij = -W_ij / slope_i * (d lin_phi_i / d msg) * edge_slope_j, which equals
-  w_ij when lin_phi and lin_edge are exact.
+  w_ij when lin_phi and lin_edge are exact; -1 / slope_i is taken as the clipped tau_i, so that a
+  nearly flat (or rising) lin_phi cannot blow its incoming weights up.
 """
 
 from __future__ import annotations
@@ -143,7 +144,9 @@ class FlyVisFamily(Family):
         pre = c["pre"].astype(np.int64)
         W = model.effective_W().detach().cpu().double().numpy()
         edge_slope = slope_edge.cpu().double().numpy()
-        w_corr = -W / safe[post] * grad_msg[post] * edge_slope[pre]
+        # -1 / slope is the clipped tau: a neuron with a flat or rising v-slope (unphysical)
+        # cannot amplify its weights without bound, it gets tau 0 and corrected weights 0
+        w_corr = W * np.nan_to_num(tau)[post] * grad_msg[post] * edge_slope[pre]
 
         types = nrn["type"].to_numpy()
         first_of_type = np.unique(types, return_index=True)[1]

@@ -95,7 +95,9 @@ class PerEdgeFlyVisGNN(FlyVisGNN):
         out = self.lin_edge(torch.cat([vj, aj], dim=-1)).squeeze(-1)
         if self.lin_edge_positive:
             out = out * out
-        return scatter(out * self.W, self.post, dim=1, dim_size=self.n_neurons, reduce="sum")
+        return scatter(
+            out * self.effective_W(), self.post, dim=1, dim_size=self.n_neurons, reduce="sum"
+        )
 
     def forward(self, v: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
         return self.phi(v, self.message_from(v), x)

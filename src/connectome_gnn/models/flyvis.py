@@ -102,9 +102,7 @@ class FlyVisGNN(nn.Module):
     def from_config(
         cls, pre, post, n_neurons: int, cfg: dict, generator: torch.Generator | None = None
     ):
-        return cls(
-            pre, post, n_neurons, **gnn_kwargs(cfg), W_basis=cfg["W_basis"], generator=generator
-        )
+        return cls(pre, post, n_neurons, **gnn_kwargs(cfg), generator=generator)
 
     def effective_W(self) -> torch.Tensor:
         """The weights, one per edge (regularisers act on these): W itself, or Q W."""

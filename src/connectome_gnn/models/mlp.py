@@ -17,6 +17,7 @@ def gnn_kwargs(cfg: dict) -> dict:
         "lin_edge_positive",
         "W_init_std",
         "embedding_init",
+        "W_basis",
     )
     return {k: cfg[k] for k in keys}
 

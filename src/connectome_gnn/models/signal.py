@@ -54,7 +54,7 @@ class SignalGNN(nn.Module):
 
     @classmethod
     def from_config(cls, n_neurons: int, cfg: dict, generator: torch.Generator | None = None):
-        return cls(n_neurons, **gnn_kwargs(cfg), W_basis=cfg["W_basis"], generator=generator)
+        return cls(n_neurons, **gnn_kwargs(cfg), generator=generator)
 
     def effective_W(self) -> torch.Tensor:
         """The connectivity W[post, pre] with its diagonal masked."""

@@ -23,10 +23,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from .io import DataError, read_json
+from .io import TRAIN_INFO, DataError, read_json
 from .workflow import set_aside_checkpoints
-
-TRAIN_INFO = "train_info.json"
 
 
 def _snakemake() -> str:

@@ -14,6 +14,9 @@ from typing import Any
 
 import numpy as np
 
+TRAIN_INFO = "train_info.json"
+"""Status file of a training run (ok/failed + reason), next to its model.pt."""
+
 
 class DataError(ValueError):
     """An input data file is missing, truncated or malformed; the message names the file."""

@@ -21,9 +21,9 @@ import torch
 
 from ..config import validate
 from ..families import get_family
-from ..io import DataError, read_json, remove_stale_temps, write_json
+from ..io import TRAIN_INFO, DataError, read_json, remove_stale_temps, write_json
 from ..simulate.data import Simulation
-from ..train.trainer import INFO, LOSS, MODEL, RUN_CONFIG, resolve_device
+from ..train.trainer import LOSS, MODEL, RUN_CONFIG, resolve_device
 from . import plots
 from .clustering import cluster_metrics
 from .metrics import connectivity_metrics, linear_fit_r2, per_type_r2, rollout_metrics, svd_rank
@@ -136,7 +136,7 @@ def analyze_run(
     remove_stale_temps(out_dir)
     remove_stale_temps(plot_dir)
     sim = Simulation(sim_dir)
-    info = read_train_info(Path(train_dir) / INFO)
+    info = read_train_info(Path(train_dir) / TRAIN_INFO)
     dev = resolve_device(device)
     family, model, run_cfg = load_trained_model(sim, Path(train_dir), dev)
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import yaml
 
 from ..config import ConfigError, format_sparsity, load_workflow_config, load_yaml
-from ..io import atomic_path
+from ..io import TRAIN_INFO, atomic_path
 from ..workflow import set_aside_checkpoints
 from .experiment import load_experiment
 from .log import write_log
@@ -35,7 +35,6 @@ from .tree import ExplorationError, ExplorationTree, Node
 from .ucb import write_ucb_scores
 
 Runner = Callable[[list[str]], int]
-TRAIN_INFO = "train_info.json"
 
 
 def _snakemake_exe() -> str:

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from ..config import ConfigError, validate
 from ..families import get_family
-from ..io import DataError, Interrupted, atomic_path, remove_stale_temps, write_json
+from ..io import TRAIN_INFO, DataError, Interrupted, atomic_path, remove_stale_temps, write_json
 from ..simulate.data import Simulation
 from .basis import refresh_basis, refresh_schedule
 from .regularizers import regularization
@@ -36,7 +36,6 @@ from .signals import StopRequest
 MODEL = "model.pt"
 CHECKPOINT = "checkpoint.pt"
 LOSS = "loss.csv"
-INFO = "train_info.json"
 RUN_CONFIG = "run_config.json"
 
 
@@ -368,5 +367,5 @@ def train_run(
         "training_seed": seed,
         "resumed_from_iteration": resume_pos if ckpt is not None else None,
     }
-    write_json(out_dir / INFO, info)
+    write_json(out_dir / TRAIN_INFO, info)
     return info

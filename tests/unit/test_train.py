@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from connectome_gnn.analysis import analyze_run
-from connectome_gnn.config import load_train_config, validate
+from connectome_gnn.config import ConfigError, load_train_config, validate
 from connectome_gnn.simulate import run_simulation
 from connectome_gnn.train import iterations_per_epoch, train_run
 from connectome_gnn.train import trainer as trainer_mod
@@ -233,3 +233,37 @@ def test_config_missing_newer_keys_gets_their_defaults(tmp_path, sim_dir):
         cfg.pop(key)  # as validated by an older schema
     info = train_run(sim_dir, cfg, tmp_path / "t", replicate_seed=0, progress=False)
     assert info["status"] == "ok" and info["iterations_done"] == 20
+
+
+def test_max_minutes_stops_on_time_and_anneals_by_time(tmp_path, sim_dir, monkeypatch):
+    class Clock:  # every reading of the clock advances it by one second
+        now = 0.0
+
+        def perf_counter(self):
+            Clock.now += 1.0
+            return Clock.now
+
+    progress, saves = [], []
+    monkeypatch.setattr(trainer_mod, "time", Clock())
+    real_set_lr, real_save = trainer_mod._set_lr, trainer_mod._save_checkpoint
+    monkeypatch.setattr(
+        trainer_mod, "_set_lr", lambda opt, cfg, p: (progress.append(p), real_set_lr(opt, cfg, p))
+    )
+    monkeypatch.setattr(
+        trainer_mod,
+        "_save_checkpoint",
+        lambda path, *a: (saves.append((a[-1]["epoch"], a[-1]["iteration"])), real_save(path, *a)),
+    )
+    cfg = _cfg(max_iterations=2000, max_minutes=0.5, lr_schedule="cosine")
+    info = train_run(sim_dir, cfg, tmp_path / "t", 0, progress=False)
+    assert info["status"] == "ok" and info["stopped_by"] == "max_minutes 0.5"
+    # 30 "seconds" at a few clock readings per iteration: a handful of iterations, not 2000
+    assert 3 <= info["iterations_done"] < 30
+    assert info["wall_time_s"] >= 30
+    assert progress[-1] > 0.9 and progress == sorted(progress)  # the schedule ran to its end
+    assert saves[-1] == (1, 0)  # saved as finished: a rerun trains afresh, does not resume
+    # without a budget the same config trains every iteration and reports no stop
+    info = train_run(sim_dir, _cfg(max_iterations=40), tmp_path / "u", 0, progress=False)
+    assert info["stopped_by"] is None and info["iterations_done"] == 40
+    with pytest.raises(ConfigError, match="max_minutes"):
+        validate({"max_minutes": 0}, "train")

@@ -268,6 +268,15 @@ def train_run(
         _save_checkpoint(out_dir / CHECKPOINT, model, optimizer, gen, state(epoch, iteration))
         last_save = time.perf_counter()
 
+    budget_s = 60.0 * float(train_cfg.get("max_minutes") or 0.0)
+    stopped = None
+
+    def time_spent() -> float:
+        """Fraction of the max_minutes budget used (0 without a budget)."""
+        if not budget_s:
+            return 0.0
+        return (elapsed_before + time.perf_counter() - t0) / budget_s
+
     epoch, it = start_epoch, start_iter
     last_save = t0
     model.train()
@@ -284,7 +293,11 @@ def train_run(
                             stop.signum,
                         )
                     global_it = epoch * n_iter + it
-                    _set_lr(optimizer, train_cfg, global_it / max(total_iters, 1))
+                    spent = time_spent()
+                    if spent >= 1.0:
+                        stopped = f"max_minutes {train_cfg['max_minutes']:g}"
+                        break
+                    _set_lr(optimizer, train_cfg, max(global_it / max(total_iters, 1), spent))
                     if getattr(model, "W_basis", None) is not None and refresh_schedule(
                         global_it, int(train_cfg["W_basis_every"])
                     ):
@@ -331,6 +344,9 @@ def train_run(
                     bar.update(1)
                 if status != "ok":
                     break
+                if stopped:  # the time budget is spent: the run is finished
+                    save(n_epochs, 0)
+                    break
                 save(epoch + 1, 0)
                 start_iter = 0
         finally:
@@ -366,6 +382,7 @@ def train_run(
         "xnorm": xnorm,
         "training_seed": seed,
         "resumed_from_iteration": resume_pos if ckpt is not None else None,
+        "stopped_by": stopped,
     }
     write_json(out_dir / TRAIN_INFO, info)
     return info

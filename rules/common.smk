@@ -99,7 +99,10 @@ def train_mem_mb(wildcards, attempt):
 
 
 def train_runtime(wildcards, attempt):
-    return 240 * attempt
+    """Minutes: 4 h per attempt, or a time-budgeted config's max_minutes plus a quarter and
+    15 min for loading and saving."""
+    budget = TRAIN_CONFIGS[wildcards.cfg].get("max_minutes") or 0
+    return max(240 * attempt, int(budget * 1.25) + 15)
 
 
 wildcard_constraints:

@@ -17,7 +17,7 @@ BIN = Path(sys.executable).parent
 @pytest.mark.slow
 def test_killed_simulate_leaves_no_complete_looking_output(tmp_path, repo_root, run_snakemake):
     work = make_workdir(tmp_path, repo_root, sparsity=[1.0])
-    set_model(work, n_frames=600_000)  # long enough to be killed mid-way
+    set_model(work, n_frames=200_000)  # long enough to be killed mid-way (seconds)
     sim_dir = work / "results/signal_N2/1/simulation/seed0"
     cmd = snakemake_cmd(work, repo_root, "--cores", "1", "simulate_all")
     proc = subprocess.Popen(
@@ -41,4 +41,4 @@ def test_killed_simulate_leaves_no_complete_looking_output(tmp_path, repo_root, 
     assert not list(sim_dir.glob(".*.tmp")), "stale temporaries left behind"
     import zarr
 
-    assert zarr.open_group(str(sim_dir / "activity.zarr"), mode="r")["u"].shape == (600_000, 100)
+    assert zarr.open_group(str(sim_dir / "activity.zarr"), mode="r")["u"].shape == (200_000, 100)

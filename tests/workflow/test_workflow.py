@@ -20,7 +20,10 @@ def tiny_run(tmp_path_factory, repo_root):
         repo_root,
         extra_cfgs={"diverge": repo_root / "tests/data/train/diverge.yaml"},
     )
-    res = snakemake(work, "--cores", "2", "--resources", "gpu=1", repo=repo_root)
+    # two 1-thread trainings at a time (the tiny models gain nothing from a second thread)
+    res = snakemake(
+        work, "--cores", "2", "--resources", "gpu=2", "--set-threads", "train=1", repo=repo_root
+    )
     assert res.returncode == 0, res.stdout[-5000:] + res.stderr[-5000:]
     return work
 

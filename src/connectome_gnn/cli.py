@@ -8,8 +8,8 @@ jobs and everything downstream), leaving every finished run untouched::
 ``explore`` runs an exploration (UCB tree search over training configurations) for N more
 iterations, resuming where it stopped (``--rerun-failed`` first trains its failed nodes again,
 from scratch, and leaves every finished node untouched); ``explore-report`` regenerates its
-tables and plots from the metrics files only; ``explore-add`` adds a hand-written (or agent-written) training config as
-a node, which the next ``explore`` trains first::
+tables and plots from the metrics files only; ``explore-add`` adds a hand-written (or
+agent-written) training config as a node, which the next ``explore`` trains first::
 
     connectome-gnn explore config/experiments/sparsity_landscape.yaml --iterations 8 -- \
         --profile profiles/slurm

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from .conftest import edit_yaml, make_workdir
+from .conftest import make_workdir
 
 
 @pytest.fixture(scope="module")
@@ -167,16 +167,16 @@ def test_dry_run_counts_jobs(tmp_path, repo_root, run_snakemake):
 
 @pytest.mark.parametrize("profile", ["slurm", "slurm-noacct"])
 def test_slurm_profile_dry_run(tmp_path, repo_root, run_snakemake, profile):
-    work = make_workdir(tmp_path, repo_root, sparsity=[1.0])
-    budget = work / "config/train/budget.yaml"
-    budget.write_text((work / "config/train/default.yaml").read_text() + "max_minutes: 600\n")
-    edit_yaml(work / "config/config.yaml", grid={"cfg": ["default", "budget"]})
+    budget = tmp_path / "budget.yaml"  # the default recipe with a 10-hour time budget
+    budget.write_text((repo_root / "config/train/default.yaml").read_text() + "max_minutes: 600\n")
+    work = make_workdir(tmp_path / "work", repo_root, {"budget": budget}, sparsity=[1.0])
     res = run_snakemake(work, "-n", "--profile", str(repo_root / "profiles" / profile))
-    out = (res.stdout + res.stderr).replace(" ", "")
+    out = res.stdout + res.stderr
+    flat = out.replace(" ", "")
     assert res.returncode == 0, out
-    assert "rule train" in res.stdout + res.stderr and "gpu=1" in out
+    assert "rule train" in out and "gpu=1" in flat
     # the SLURM time limit (runtime, minutes) covers a time-budgeted training: 600 * 1.25 + 15
-    assert {"240", "765"} <= set(re.findall(r"runtime=(\d+)", out))
+    assert {"240", "765"} <= set(re.findall(r"runtime=(\d+)", flat))
 
 
 @pytest.mark.parametrize(

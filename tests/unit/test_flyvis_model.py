@@ -103,3 +103,28 @@ def test_eigen_basis_preserves_weights_and_forward():
     assert not torch.allclose(eig.W, before_w)
     with pytest.raises(ValueError, match="W_basis"):
         FlyVisGNN(pre, post, n, W_basis="nope")
+
+
+def test_activity_embedding_separates_neurons_by_their_statistics():
+    from connectome_gnn.models.embedding import activity_embedding
+
+    gen = torch.Generator().manual_seed(0)
+    t = torch.arange(3000, dtype=torch.float64).unsqueeze(1) * 0.02
+    # two "types" of 5 neurons: slow large oscillation vs fast small noise, per-neuron jitter
+    slow = 2.0 * torch.sin(t * (1.0 + 0.01 * torch.arange(5))) + 1.0
+    fast = 0.1 * torch.randn(3000, 5, generator=gen, dtype=torch.float64)
+    u = torch.cat([slow, fast], dim=1)
+    du = torch.diff(u, dim=0, append=u[-1:]) / 0.02
+    emb = activity_embedding(u, du, 3)
+    assert emb.shape == (10, 3) and emb.dtype == torch.float32
+    assert torch.allclose(emb.mean(0), torch.ones(3), atol=1e-5)
+    # components beyond the first are not all zero, and the two groups fall apart on the first
+    first = emb[:, 0]
+    gap = (first[:5].mean() - first[5:].mean()).abs()
+    spread = max(first[:5].std(), first[5:].std())
+    assert gap > 5 * spread, (gap, spread)
+    # deterministic (signs included) and shape-checked
+    assert torch.equal(emb, activity_embedding(u, du, 3))
+    assert activity_embedding(u, du, 8)[:, 6:].eq(1.0).all()  # only 6 features
+    with pytest.raises(ValueError, match="same shape"):
+        activity_embedding(u, du[:, :3], 2)

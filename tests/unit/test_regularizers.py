@@ -47,6 +47,22 @@ def test_edge_diff_zero_for_increasing_and_hinge_for_decreasing(linear_model):
     assert value == pytest.approx(10.0 * 0.02 * math.sqrt(6), rel=1e-5)
 
 
+def test_edge_diff_on_fewer_frames_is_rescaled_to_the_batch(linear_model):
+    u = torch.tensor([[0.0, 1.0, -1.0], [2.0, 3.0, 4.0], [5.0, 6.0, 7.0], [1.0, 1.0, 1.0]])
+    with torch.no_grad():
+        linear_model.lin_edge.layers[0].weight.fill_(-2.0)
+    seen = []
+    real_edge = linear_model.edge
+    linear_model.edge = lambda x: (seen.append(x.shape[0]), real_edge(x))[1]
+    cfg = _cfg(coeff_edge_diff=10.0, edge_reg_frames=1)
+    value = regularization(linear_model, u, cfg, 1.5)["edge_diff"].item()
+    # one frame of 3 entries, each dropping by 0.02, rescaled by sqrt(4 / 1): same as all 12
+    assert seen == [1, 1]
+    assert value == pytest.approx(10.0 * 0.02 * math.sqrt(3) * 2.0, rel=1e-5)
+    full = regularization(linear_model, u, _cfg(coeff_edge_diff=10.0), 1.5)["edge_diff"].item()
+    assert full == pytest.approx(value, rel=1e-5) and seen[2:] == [4, 4]
+
+
 def test_edge_norm_pins_lin_edge_at_two_xnorm(linear_model):
     # lin_edge(2 * 1.5) = 2 * 3 + 0.5 = 6.5 -> |6.5 - 1| = 5.5
     t = regularization(linear_model, torch.zeros(1, 3), _cfg(coeff_edge_norm=0.5), 1.5)

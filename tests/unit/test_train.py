@@ -267,3 +267,14 @@ def test_max_minutes_stops_on_time_and_anneals_by_time(tmp_path, sim_dir, monkey
     assert info["stopped_by"] is None and info["iterations_done"] == 40
     with pytest.raises(ConfigError, match="max_minutes"):
         validate({"max_minutes": 0}, "train")
+
+
+def test_activity_embedding_start(tmp_path, sim_dir):
+    cfg = _cfg(max_iterations=1, embedding_init="activity", embedding_dim=3, lr_emb=1e-9)
+    train_run(sim_dir, cfg, tmp_path / "s", 0, progress=False)
+    a = torch.load(tmp_path / "s" / "model.pt", weights_only=True)["a"]
+    # 1 + unit-variance principal components of the activity statistics (one tiny step)
+    torch.testing.assert_close(a.mean(0), torch.ones(3), rtol=0, atol=1e-4)
+    torch.testing.assert_close(a.std(0), torch.ones(3), rtol=0, atol=1e-2)
+    with pytest.raises(ConfigError, match="embedding_init"):
+        validate({"embedding_init": "pca"}, "train")

@@ -27,11 +27,16 @@ def regularization(model, u: torch.Tensor, cfg: dict, xnorm: float) -> dict[str,
         if cfg["coeff_W_L2"] > 0:
             terms["W_L2"] = cfg["coeff_W_L2"] * W.norm(2)
     if cfg["coeff_edge_diff"] > 0:
-        # lin_edge must not decrease: penalise lin_edge(u) > lin_edge(u + delta)
+        # lin_edge must not decrease: penalise lin_edge(u) > lin_edge(u + delta); on the first
+        # edge_reg_frames frames of the batch only, if set (the norm rescaled to the batch size)
         x = u.detach()
+        rescale = 1.0
+        if cfg.get("edge_reg_frames") and cfg["edge_reg_frames"] < x.shape[0]:
+            rescale = math.sqrt(x.shape[0] / cfg["edge_reg_frames"])
+            x = x[: cfg["edge_reg_frames"]]
         msg0 = model.edge(x)
         msg1 = model.edge(x + xnorm / 150.0)
-        terms["edge_diff"] = cfg["coeff_edge_diff"] * torch.relu(msg0 - msg1).norm(2)
+        terms["edge_diff"] = cfg["coeff_edge_diff"] * rescale * torch.relu(msg0 - msg1).norm(2)
     if cfg["coeff_edge_norm"] > 0:
         # pin lin_edge(2 xnorm) to 1 (signal) or to 2 xnorm (a rectifying edge, FlyVis); the
         # RMS over neurons equals the single value when lin_edge ignores the neuron (signal)

@@ -28,6 +28,7 @@ from tqdm import tqdm
 from ..config import ConfigError, validate
 from ..families import get_family
 from ..io import TRAIN_INFO, DataError, Interrupted, atomic_path, remove_stale_temps, write_json
+from ..models.embedding import activity_embedding
 from ..simulate.data import Simulation
 from .basis import refresh_basis, refresh_schedule
 from .regularizers import regularization
@@ -37,6 +38,8 @@ MODEL = "model.pt"
 CHECKPOINT = "checkpoint.pt"
 LOSS = "loss.csv"
 RUN_CONFIG = "run_config.json"
+#: frames (from the first) whose statistics start the embeddings with embedding_init: activity
+ACTIVITY_EMBEDDING_FRAMES = 20_000
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -186,6 +189,10 @@ def train_run(
     xnorm = float(1.5 * u.std())
 
     model = family.build_model(sim, train_cfg, generator=gen).to(dev)
+    if train_cfg["embedding_init"] == "activity":
+        with torch.no_grad():
+            span = slice(0, min(n_train, ACTIVITY_EMBEDDING_FRAMES))
+            model.a.copy_(activity_embedding(u[span], du[span], model.a.shape[1]))
     optimizer = _make_optimizer(model, train_cfg)
     n_iter = iterations_per_epoch(n_train, train_cfg)
     n_epochs = int(train_cfg["n_epochs"])

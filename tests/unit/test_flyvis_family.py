@@ -61,6 +61,13 @@ def test_readouts_of_an_exact_model_recover_everything(tiny_sim, scale):
         np.testing.assert_allclose(ro[f"{key}_learned"], ro["V_rest_true"], rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(ro["w_learned"], ro["w_true"], rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(ro["w_raw"] * scale, ro["w_true"], rtol=1e-5, atol=1e-7)
+    # the neurons counted by tau_R2_active: voltage std over the training frames >= ACTIVE_STD
+    from connectome_gnn.families.flyvis import ACTIVE_STD, activity_stats
+
+    u = tiny_sim.read("u", 0, tiny_sim.n_train_frames).astype(np.float64)
+    np.testing.assert_allclose(activity_stats(tiny_sim)[1], u.std(0), rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(ro["active"], activity_stats(tiny_sim)[1] >= ACTIVE_STD)
+    assert 0 < ro["active"].sum() < len(ro["active"])
 
 
 class FarFromDataModel(ExactModel):

@@ -174,6 +174,13 @@ def analyze_run(
                     slope, _, r2 = linear_fit_r2(ro[f"{name}_true"], ro[f"{src}_learned"])
                     metrics[f"{name}_R2{suffix}"] = r2
                     metrics[f"{name}_slope{suffix}"] = slope
+            # the same over the neurons whose activity can pin them (FlyVis: "active")
+            if f"{name}_learned" in ro and "active" in ro and ro["active"].sum() >= 2:
+                keep = ro["active"]
+                _, _, r2 = linear_fit_r2(ro[f"{name}_true"][keep], ro[f"{name}_learned"][keep])
+                metrics[f"{name}_R2_active"] = r2
+        if "active" in ro:
+            metrics["active_fraction"] = float(np.mean(ro["active"]))
         metrics.update(_rank_metrics(sim, ro))
 
         n_test = sim.n_frames - sim.n_train_frames

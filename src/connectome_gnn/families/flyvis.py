@@ -37,6 +37,9 @@ from .base import Family
 
 N_GRID = 64  # points per neuron of the lin_phi / lin_edge line fits
 N_GRAD_FRAMES = 32  # frames of the operating point: mean msg and x, median derivatives
+#: voltage std over the training frames from which a neuron counts as active (tau_R2_active):
+#: a neuron that barely moves does not pin its time constant, whatever the method
+ACTIVE_STD = 0.05
 
 
 def _line_fits(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -172,6 +175,7 @@ class FlyVisFamily(Family):
             "tau_msg0_learned": np.clip(-1.0 / safe0, 0.0, 1.0),
             "V_rest_msg0_learned": -offset0.cpu().double().numpy() / safe0,
             "n_neurons": n,
+            "active": sigma >= ACTIVE_STD,
         }
 
     @staticmethod

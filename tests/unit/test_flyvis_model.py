@@ -128,3 +128,30 @@ def test_activity_embedding_separates_neurons_by_their_statistics():
     assert activity_embedding(u, du, 8)[:, 6:].eq(1.0).all()  # only 6 features
     with pytest.raises(ValueError, match="same shape"):
         activity_embedding(u, du[:, :3], 2)
+
+
+def test_activity_features_streamed_equal_the_direct_statistics():
+    from connectome_gnn.models.embedding import activity_features
+
+    gen = torch.Generator().manual_seed(1)
+    u = torch.cumsum(torch.randn(503, 4, generator=gen, dtype=torch.float64), 0) * 0.1
+    du = torch.randn(503, 4, generator=gen, dtype=torch.float64)
+    f = activity_features(u, du, chunk=50)  # chunks that do not divide the frames
+    uc, dc = u - u.mean(0), du - du.mean(0)
+    var = (uc * uc).mean(0)
+    lag1 = (u[1:] * u[:-1]).mean(0) - u.mean(0) ** 2
+    lag5 = (u[5:] * u[:-5]).mean(0) - u.mean(0) ** 2
+    slope = (uc * dc).mean(0) / var
+    expected = torch.stack(
+        [
+            u.mean(0),
+            0.5 * torch.log(var),
+            torch.log(dc.pow(2).mean(0).sqrt()),
+            lag1 / var,
+            lag5 / var,
+            torch.sign(slope) * torch.log1p(slope.abs()),
+        ],
+        dim=1,
+    )
+    torch.testing.assert_close(f, expected, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(activity_features(u, du, chunk=4096), f, rtol=1e-9, atol=1e-9)

@@ -294,7 +294,9 @@ def test_replicate_stats_exact_values(tmp_path):
         make_run(tmp_path, seed=1, connectivity_R2=1.0, test_R2=None),
         # failed run: excluded from stats, counted in n_runs, present in runs table
         make_run(tmp_path, seed=2, status="failed", connectivity_R2=0.0),
-        make_run(tmp_path, cfg="single", seed=0, connectivity_R2=0.99, V_rest_R2=0.5),
+        make_run(
+            tmp_path, cfg="single", seed=0, connectivity_R2=0.99, V_rest_R2=0.5, tau_R2_active=0.7
+        ),
     ]
     runs = load_runs(paths)
     assert len(runs) == 4
@@ -316,6 +318,7 @@ def test_replicate_stats_exact_values(tmp_path):
     assert single["connectivity_R2_mean_std"] == "0.9900 ± n/a"
     # known family metric present -> included; core metrics always present
     assert single["V_rest_R2_mean"] == pytest.approx(0.5)
+    assert single["tau_R2_active_mean"] == pytest.approx(0.7)
     assert "tau_R2_mean" not in rep.columns
     for m in ("cluster_accuracy", "test_pearson", "final_loss", "training_time_min"):
         assert f"{m}_mean_std" in rep.columns

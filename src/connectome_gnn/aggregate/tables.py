@@ -95,6 +95,8 @@ KNOWN_METRICS = (
     "test_pearson",
     "tau_R2",
     "V_rest_R2",
+    "tau_R2_active",
+    "V_rest_R2_active",
     "final_loss",
     "training_time_min",
 )

@@ -189,10 +189,6 @@ def train_run(
     xnorm = float(1.5 * u.std())
 
     model = family.build_model(sim, train_cfg, generator=gen).to(dev)
-    if train_cfg["embedding_init"] == "activity":
-        with torch.no_grad():
-            span = slice(0, min(n_train, ACTIVITY_EMBEDDING_FRAMES))
-            model.a.copy_(activity_embedding(u[span], du[span], model.a.shape[1]))
     optimizer = _make_optimizer(model, train_cfg)
     n_iter = iterations_per_epoch(n_train, train_cfg)
     n_epochs = int(train_cfg["n_epochs"])
@@ -227,6 +223,10 @@ def train_run(
             file=sys.stderr,
             flush=True,
         )
+    elif train_cfg["embedding_init"] == "activity":  # a fresh start (a resume loads a)
+        with torch.no_grad():
+            span = slice(0, min(n_train, ACTIVITY_EMBEDDING_FRAMES))
+            model.a.copy_(activity_embedding(u[span], du[span], model.a.shape[1]))
 
     write_json(
         out_dir / RUN_CONFIG,

@@ -1,4 +1,7 @@
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -7,6 +10,15 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+# One FlyVis cache (built connectomes, accepted parameter sets) for the whole test session: the
+# unit tests and the Snakemake runs of the workflow tests (subprocesses inherit the variable)
+# share it, so that each parameter set is drawn and checked once (~10-40 s each).  A cache the
+# user set is left alone.
+if "CONNECTOME_GNN_CACHE" not in os.environ:
+    _cache = tempfile.mkdtemp(prefix="connectome-gnn-test-cache-")
+    os.environ["CONNECTOME_GNN_CACHE"] = _cache
+    atexit.register(shutil.rmtree, _cache, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -6,8 +6,8 @@ cell type (65), a synaptic ``strength`` >= 0 per type pair (605), ``w_ij = sign 
 The sets are built to resemble trained flyvis networks as seen by the reference study (W std
 0.27-0.33 over the extent-8 edges, ~35 % of |w| < 0.01, 96-98 % non-zero, V_rest over neurons
 in about [-1, 2.6]) and to give bounded, responsive, smooth activity at dt = 0.02.  Their V_rest
-mean (~0.35) is not matched: our operating voltages sit higher (V_rest mean ~0.85) so that the
-activity makes W observable.
+mean (~0.35) is not matched: our operating voltages sit higher (V_rest mean 0.6-1.1, std
+0.8-0.9 over neurons) so that the activity makes W and tau observable.
 
 Generative model of one attempt (random generator seeded by :func:`param_seed`); a pair's
 *magnitude* m_p is its mean |w| over its (hull-filled) filter, ``strength_p = m_p / mean n_syn``:
@@ -33,18 +33,27 @@ Generative model of one attempt (random generator seeded by :func:`param_seed`);
    excitatory inputs are weakened (which can only lower rho(W+)).  Magnitudes capped at 4.
 5. ``a`` and ``b`` are solved (grid + bisection) so that |w| < 0.01 for a drawn fraction in
    [0.33, 0.39] of the extent-8 edges and std(w) is a drawn value in [0.27, 0.33].
-6. ``V_rest_t = V*_t - (net input at V*) - x_grey`` (x_grey = 0.5 on R1-R8), clipped to
+6. **Stable operating point** (version 3).  rho(W+) < 1 keeps V bounded but not V* stable:
+   loops of mutual inhibition with a gain above 1 make it a saddle, and every set drawn by
+   version 2 had a linear abscissa (largest real part of the eigenvalues of W diag(ReLU'(V*)) on
+   the k = 0 Bloch matrix) between 1.4 and 10.  The network then left V* for a state in which a
+   quarter of the neurons barely moved.  :func:`_stabilize` weakens the pairs of the unstable
+   modes along d lambda / d log(strength) until the abscissa is at most 0.9.
+7. ``V_rest_t = V*_t - (net input at V*) - x_grey`` (x_grey = 0.5 on R1-R8), clipped to
    [-1.5, 3]: V* is then the grey steady state on the infinite lattice.
-7. ``tau_t`` log-uniform in [0.03, 0.2] s, raised where needed to ``dt (1 + B_t) / 2``
+8. ``tau_t`` log-uniform in [0.03, 0.2] s, raised where needed to ``dt (1 + B_t) / 2``
    (dt = 0.02, at most 0.3) so that explicit Euler cannot flip the sign of a perturbation every
    step (Gershgorin bound on the Euler map).
 
 :func:`make_params` accepts an attempt when its extent-8 W std is in [0.25, 0.36] and its small
-fraction in [0.30, 0.42], and a short simulation at extent 3 (:func:`check_params`) shows that the
-grey state settles, the activity under the stimulus mix stays within ``MAX_ABS_V``, at least
-60 % of the neurons respond and at least half of W is observable in the activity
-(:func:`observable_w_share`); otherwise it draws the next attempt (sub-seed), deterministically.
-About half of the attempts pass.
+fraction in [0.30, 0.42] (before and after the calibration below), and a short simulation at
+extent 3 (:func:`check_params`) shows that the grey state settles, the activity under the
+stimulus mix stays within ``MAX_ABS_V``, at least 60 % of the neurons respond, every cell type
+responds (median voltage std of its neurons >= 0.05) and at least half of W is observable in the
+activity (:func:`observable_w_share`); otherwise it draws the next attempt (sub-seed),
+deterministically.  Before the check, :func:`calibrate_responses` raises the input gain of the
+types that barely respond (version 3): a time constant is not observable in a neuron whose
+voltage does not move.  About a third of the attempts pass.
 """
 
 from __future__ import annotations
@@ -69,7 +78,7 @@ from .connectome import (
 #: root of every parameter seed: SeedSequence([PARAM_SEED_ROOT, model index, attempt])
 PARAM_SEED_ROOT = 0xF17_5EED
 #: bump when the generative model changes (invalidates cached parameter files)
-PARAMS_VERSION = 2
+PARAMS_VERSION = 3
 TAU_RANGE = (0.03, 0.2)
 TAU_MAX = 0.3
 EULER_DT = 0.02
@@ -96,6 +105,12 @@ EXCITATION_REBALANCE_MIN = 0.05
 GREY_INPUT = 0.5
 CALIBRATION_EXTENT = 8
 MAX_ATTEMPTS = 40
+# version 3: the grey operating point V* must be linearly stable (largest real part of the
+# eigenvalues of W diag(ReLU'(V*)) for uniform perturbations at most this); every drawn set of
+# version 2 had it between 1.4 and 10, so the network left V* for a state in which a quarter of
+# the neurons barely moved
+LINEAR_ABSCISSA_MAX = 0.9
+STABILIZE_MAX_STEPS = 200
 
 
 def parse_model_id(model_id: str | int) -> int:
@@ -440,6 +455,59 @@ def _net_input(st: _Structure, mags: np.ndarray, v: np.ndarray) -> np.ndarray:
     return np.bincount(st.cell_type, weights=per_cell, minlength=st.n_types) / per_type
 
 
+def _bloch_entries(st: _Structure, mags: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Entries (at st.cell_rows, st.cell_cols) of the k = 0 Bloch matrix of W diag(ReLU'(V)) at
+    per-type voltages ``v``: the linearised synaptic feedback of uniform perturbations."""
+    on = (np.asarray(v) > 0)[st.cell_type[st.cell_cols]]
+    return st.pair_sign[st.cell_pair] * mags[st.cell_pair] * st.cell_coef * on
+
+
+def _dense(st: _Structure, entries: np.ndarray) -> np.ndarray:
+    m = np.zeros((st.n_cell, st.n_cell))
+    np.add.at(m, (st.cell_rows, st.cell_cols), entries)
+    return m
+
+
+def linear_abscissa(st: _Structure, mags: np.ndarray, v: np.ndarray) -> float:
+    """Largest real part of the eigenvalues of W diag(ReLU'(v)) for uniform perturbations on the
+    infinite lattice.  With equal tau, the fixed point at ``v`` is linearly stable (against
+    uniform perturbations) exactly when this is below 1; per-type tau move that boundary, so
+    :func:`check_params` confirms stability by simulation."""
+    return float(np.linalg.eigvals(_dense(st, _bloch_entries(st, mags, v))).real.max())
+
+
+def _stabilize(
+    st: _Structure, mags: np.ndarray, v: np.ndarray, target: float = LINEAR_ABSCISSA_MAX
+) -> tuple[np.ndarray, int]:
+    """Weaken the pairs that make the fixed point at ``v`` unstable until the linear abscissa is
+    at most ``target``.  Each step takes the leading eigenvalue lambda of the k = 0 Bloch matrix
+    and its left/right eigenvectors, computes d lambda / d log(strength) of every pair and scales
+    the destabilising pairs (positive derivative) down along that gradient, by the first-order
+    step that reaches ``target`` (at most x0.5 per pair and step).  Pairs that do not take part in
+    the unstable mode keep their strength."""
+    from scipy.linalg import eig
+
+    mags = mags.copy()
+    n_pairs = mags.size
+    for it in range(STABILIZE_MAX_STEPS):
+        entries = _bloch_entries(st, mags, v)
+        vals, left, right = eig(_dense(st, entries), left=True, right=True)
+        j = int(np.argmax(vals.real))
+        lam = float(vals[j].real)
+        if lam <= target:
+            return mags, it
+        lv, rv = left[:, j].conj(), right[:, j]
+        norm = lv @ rv
+        sens = (lv[st.cell_rows] * entries * rv[st.cell_cols] / norm).real
+        grad = np.clip(np.bincount(st.cell_pair, weights=sens, minlength=n_pairs), 0.0, None)
+        g2 = float((grad**2).sum())
+        if g2 <= 0:
+            break
+        eta = (lam - 0.98 * target) / g2
+        mags = mags * np.exp(-np.minimum(eta * grad, np.log(2.0)))
+    raise RuntimeError(f"could not stabilise the grey state (linear abscissa {lam:.3f})")
+
+
 def excitatory_spectral_radius(strength: np.ndarray, json_path: str | None = None) -> float:
     """Spectral radius of W+ (the excitatory weights) on the infinite lattice.
 
@@ -559,6 +627,8 @@ def draw_params(
         b = 0.5 * (lo + hi)
     a = solve_a(b)
     mags = magnitudes(a, b)
+    abscissa_drawn = linear_abscissa(st, mags, v_star)
+    mags, n_stabilize = _stabilize(st, mags, v_star)
 
     x_grey = np.where(st.photoreceptor, GREY_INPUT, 0.0)
     V_rest = np.clip(v_star - _net_input(st, mags, v_star) - x_grey, *V_REST_CLIP)
@@ -573,6 +643,10 @@ def draw_params(
         "split_log_scale": float(b),
         "input_budget_range": [float(abs_in.min()), float(abs_in.max())],
         "n_tau_raised": int(np.sum(EULER_DT * (1.0 + abs_in) / 2.0 > TAU_RANGE[0])),
+        "v_star": [float(v) for v in v_star],
+        "linear_abscissa_drawn": abscissa_drawn,
+        "linear_abscissa": linear_abscissa(st, mags, v_star),
+        "stabilize_iterations": n_stabilize,
     }
     return FlyVisParams(
         model_id=model_name(index),
@@ -598,6 +672,11 @@ RESPONSIVE_STD = 0.01
 GREY_SETTLE_TOL = 1e-3  # max |dV| per step at the end of the grey burn-in
 OBSERVABLE_STD = 0.03  # a presynaptic neuron whose ReLU(V) varies less hides its outgoing w
 MIN_OBSERVABLE_W_SHARE = 0.5
+# version 3: every cell type must respond (a type whose voltage does not move hides its tau)
+TYPE_RESPONSE_TARGET = 0.08  # calibration aims the median voltage std of each type above this
+MIN_TYPE_RESPONSE_STD = 0.05  # ... and the check requires it above this for every type
+TYPE_GAIN_MAX = 2.0  # per calibration round
+CALIBRATION_ROUNDS = 6
 
 
 def observable_w_share(
@@ -617,22 +696,12 @@ def observable_w_share(
     return float(dev[seen[np.asarray(pre)]].sum() / total)
 
 
-def check_params(
-    params: FlyVisParams,
-    extent: int = CHECK_EXTENT,
-    n_frames: int = CHECK_FRAMES,
-    burn_in: int = CHECK_BURN_IN,
-    dt: float = EULER_DT,
-    json_path: str | None = None,
-) -> dict:
-    """Short simulation at ``extent``: grey burn-in, full-field OFF and ON flashes at full
-    contrast, then ``n_frames`` of the default stimulus mix; statistics and ``ok``.
-
-    ``ok``: the grey burn-in settles (max |V_k+1 - V_k| < GREY_SETTLE_TOL), the activity stays
-    finite with max |V| <= MAX_ABS_V, at least MIN_RESPONSIVE_FRACTION of the neurons have a
-    temporal std > RESPONSIVE_STD, and at least MIN_OBSERVABLE_W_SHARE of W is observable
-    (:func:`observable_w_share`).
-    """
+def _check_activity(
+    params: FlyVisParams, extent: int, n_frames: int, burn_in: int, dt: float, json_path
+) -> tuple[float, np.ndarray, Connectome]:
+    """Grey burn-in, full-field OFF and ON flashes at full contrast, then ``n_frames`` of the
+    default stimulus mix at ``extent``: (max |dV| at the end of the burn-in, the voltages after
+    it, the connectome)."""
     import torch
 
     from .simulate import cpu_threads_for, integrate_chunks
@@ -650,10 +719,50 @@ def check_params(
         frames = [grey, np.concatenate([flashes, seq.frames(n_frames)])]
         chunks = [v.numpy() for v, _, _ in integrate_chunks(dyn, con.input_index, frames, burn_in)]
     settle = float(np.abs(chunks[0][1] - chunks[0][0]).max())
-    u = chunks[1]
+    return settle, chunks[1], con
+
+
+def _settled(settle: float, u: np.ndarray) -> bool:
+    """The grey burn-in settled and the activity stayed finite and within MAX_ABS_V."""
+    return (
+        bool(np.isfinite(settle))
+        and settle < GREY_SETTLE_TOL
+        and bool(np.all(np.isfinite(u)))
+        and float(np.abs(u).max()) <= MAX_ABS_V
+    )
+
+
+def type_response_std(u: np.ndarray, node_type: np.ndarray, n_types: int) -> np.ndarray:
+    """Per type, the median over its neurons of the temporal std of the voltage ``u``
+    (frames x neurons); NaN for a type without neurons."""
+    sd = np.asarray(u, dtype=np.float64).std(0)
+    out = np.full(n_types, np.nan)
+    for t in np.unique(node_type):
+        out[t] = float(np.median(sd[node_type == t]))
+    return out
+
+
+def check_params(
+    params: FlyVisParams,
+    extent: int = CHECK_EXTENT,
+    n_frames: int = CHECK_FRAMES,
+    burn_in: int = CHECK_BURN_IN,
+    dt: float = EULER_DT,
+    json_path: str | None = None,
+) -> dict:
+    """Short simulation at ``extent`` (:func:`_check_activity`): statistics and ``ok``.
+
+    ``ok``: the grey burn-in settles (max |V_k+1 - V_k| < GREY_SETTLE_TOL), the activity stays
+    finite with max |V| <= MAX_ABS_V, at least MIN_RESPONSIVE_FRACTION of the neurons have a
+    temporal std > RESPONSIVE_STD, every cell type responds (median voltage std of its neurons
+    >= MIN_TYPE_RESPONSE_STD) and at least MIN_OBSERVABLE_W_SHARE of W is observable
+    (:func:`observable_w_share`).
+    """
+    settle, u, con = _check_activity(params, extent, n_frames, burn_in, dt, json_path)
     finite = bool(np.all(np.isfinite(u))) and np.isfinite(settle)
     max_abs = float(np.abs(u).max()) if finite else float("inf")
     responsive = float(np.mean(u.std(0) > RESPONSIVE_STD)) if finite else 0.0
+    type_std = type_response_std(u, con.node_type, con.n_types) if finite else np.zeros(1)
     ranks = activity_svd_rank(u) if finite else {"rank_90": 0, "rank_99": 0}
     observable = observable_w_share(u, params.edge_weights(con), con.edge_source) if finite else 0.0
     ok = (
@@ -661,6 +770,7 @@ def check_params(
         and settle < GREY_SETTLE_TOL
         and max_abs <= MAX_ABS_V
         and responsive >= MIN_RESPONSIVE_FRACTION
+        and float(np.nanmin(type_std)) >= MIN_TYPE_RESPONSE_STD
         and observable >= MIN_OBSERVABLE_W_SHARE
     )
     return {
@@ -669,11 +779,96 @@ def check_params(
         "check_grey_settle": settle,
         "check_max_abs_v": max_abs,
         "check_responsive_fraction": responsive,
+        "check_min_type_std": float(np.nanmin(type_std)),
+        "check_fraction_std_0.05": float(np.mean(u.std(0) >= 0.05)) if finite else 0.0,
         "check_active_fraction": float(np.mean((u > 0).any(0))) if finite else 0.0,
         "check_svd_rank_90": ranks["rank_90"],
         "check_svd_rank_99": ranks["rank_99"],
         "check_observable_W_share": observable,
     }
+
+
+def calibrate_responses(
+    params: FlyVisParams,
+    rounds: int = CALIBRATION_ROUNDS,
+    extent: int = CHECK_EXTENT,
+    n_frames: int = CHECK_FRAMES,
+    burn_in: int = CHECK_BURN_IN,
+    dt: float = EULER_DT,
+    json_path: str | None = None,
+) -> FlyVisParams:
+    """Raise the input gain of the cell types that barely respond to the stimulus mix.
+
+    Up to ``rounds`` times: simulate as :func:`check_params`; every type whose median voltage std
+    is below TYPE_RESPONSE_TARGET gets all its incoming pair strengths multiplied by
+    ``clip(TYPE_RESPONSE_TARGET / std, 1, TYPE_GAIN_MAX)`` (capped at REBALANCED_MAGNITUDE_MAX),
+    the excitatory loops are scaled back if rho(W+) exceeds the set's target, V_rest is
+    recomputed so that the grey operating voltages V* stay where they were drawn, and tau is
+    raised to the Euler bound of the new input.  A time constant and the incoming weights of a
+    neuron whose voltage does not move are not observable in its activity; this makes every type
+    move.  Deterministic (no random draw).
+    """
+    st = _structure(json_path)
+    v_star = np.asarray(params.info["v_star"])
+    tar = st.pair_target
+    rho_cap = float(params.info.get("rho_exc_target", RHO_EXC_RANGE[1]))
+    gains = np.ones(st.n_types)
+    x_grey = np.where(st.photoreceptor, GREY_INPUT, 0.0)
+    previous = None
+    for r in range(rounds + 1):
+        settle, u, con = _check_activity(params, extent, n_frames, burn_in, dt, json_path)
+        if r == 0:
+            settled = _settled(settle, u)
+        if not _settled(settle, u):
+            if previous is not None:  # the last gains broke the grey state: undo them, stop
+                params, gains = previous
+            break
+        type_std = type_response_std(u, con.node_type, con.n_types)
+        low = np.isfinite(type_std) & (type_std < TYPE_RESPONSE_TARGET)
+        if r == rounds or not low.any():
+            break
+        gain = np.where(
+            low,
+            np.clip(TYPE_RESPONSE_TARGET / np.maximum(type_std, 1e-6), 1.0, TYPE_GAIN_MAX),
+            1.0,
+        )
+        previous = (params, gains)
+        gains = gains * gain
+        mags = params.strength * st.pair_mean_n_syn
+        # the small pairs keep their strength (the share of |w| < W_SMALL is a target
+        # statistic), except in a type whose inputs are all small
+        strongest = np.zeros(st.n_types)
+        np.maximum.at(strongest, tar, mags)
+        eligible = (mags >= W_SMALL) | (strongest[tar] < W_SMALL)
+        mags = np.where(eligible, np.minimum(mags * gain[tar], REBALANCED_MAGNITUDE_MAX), mags)
+        rho = _rho_exc(st, mags)
+        if rho > rho_cap:
+            mags = np.where(st.recurrent_exc, mags * (rho_cap / rho), mags)
+        try:
+            mags, _ = _stabilize(st, mags, v_star)
+        except RuntimeError:  # these gains cannot be made stable: keep the previous set
+            params, gains = previous
+            break
+        abs_in = np.bincount(tar, weights=mags * st.pair_fanin, minlength=st.n_types)
+        tau = np.minimum(np.maximum(params.tau, EULER_DT * (1.0 + abs_in) / 2.0), TAU_MAX)
+        V_rest = np.clip(v_star - _net_input(st, mags, v_star) - x_grey, *V_REST_CLIP)
+        params = FlyVisParams(
+            model_id=params.model_id,
+            index=params.index,
+            attempt=params.attempt,
+            seed=params.seed,
+            tau=tau,
+            V_rest=V_rest,
+            strength=mags / st.pair_mean_n_syn,
+            info=dict(params.info),
+        )
+    mags = params.strength * st.pair_mean_n_syn
+    params.info["rho_exc"] = _rho_exc(st, mags)
+    params.info["linear_abscissa"] = linear_abscissa(st, mags, v_star)
+    params.info["calibration_settled"] = settled
+    params.info["type_gain_range"] = [float(gains.min()), float(gains.max())]
+    params.info["n_types_gained"] = int((gains > 1).sum())
+    return params
 
 
 W_STD_ACCEPT = (0.25, 0.36)
@@ -736,12 +931,28 @@ def make_params(
         params = draw_params(index, attempt, json_path=jp)
         if not check:
             return params
-        wstats = reference_weight_statistics(params, jp)
-        params.info.update({f"e8_{k}": v for k, v in wstats.items()})
-        if not _weights_ok(wstats):
-            failures.append(
-                {"W_std": wstats["W_std"], "W_small_fraction": wstats["W_small_fraction"]}
-            )
+        # the drawn set must meet the weight statistics before and after the calibration, and
+        # its grey state must settle before the calibration can start
+        for stage in ("drawn", "calibrated"):
+            if stage == "calibrated":
+                params = calibrate_responses(params, json_path=jp)
+                if not params.info["calibration_settled"]:
+                    failures.append({"stage": stage, "grey_settled": False})
+                    break
+            wstats = reference_weight_statistics(params, jp)
+            params.info.update({f"e8_{k}": v for k, v in wstats.items()})
+            if not _weights_ok(wstats):
+                failures.append(
+                    {
+                        "stage": stage,
+                        "W_std": wstats["W_std"],
+                        "W_small_fraction": wstats["W_small_fraction"],
+                    }
+                )
+                break
+        else:
+            stage = "checked"
+        if stage != "checked":
             continue
         result = check_params(params, json_path=jp)
         params.info.update(result)
@@ -758,6 +969,7 @@ def make_params(
                     "check_grey_settle",
                     "check_max_abs_v",
                     "check_responsive_fraction",
+                    "check_min_type_std",
                     "check_observable_W_share",
                 )
             }

@@ -766,9 +766,7 @@ def check_params(
     ranks = activity_svd_rank(u) if finite else {"rank_90": 0, "rank_99": 0}
     observable = observable_w_share(u, params.edge_weights(con), con.edge_source) if finite else 0.0
     ok = (
-        finite
-        and settle < GREY_SETTLE_TOL
-        and max_abs <= MAX_ABS_V
+        _settled(settle, u)
         and responsive >= MIN_RESPONSIVE_FRACTION
         and float(np.nanmin(type_std)) >= MIN_TYPE_RESPONSE_STD
         and observable >= MIN_OBSERVABLE_W_SHARE

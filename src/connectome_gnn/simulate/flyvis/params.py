@@ -798,11 +798,14 @@ def calibrate_responses(
     """Raise the input gain of the cell types that barely respond to the stimulus mix.
 
     Up to ``rounds`` times: simulate as :func:`check_params`; every type whose median voltage std
-    is below TYPE_RESPONSE_TARGET gets all its incoming pair strengths multiplied by
-    ``clip(TYPE_RESPONSE_TARGET / std, 1, TYPE_GAIN_MAX)`` (capped at REBALANCED_MAGNITUDE_MAX),
-    the excitatory loops are scaled back if rho(W+) exceeds the set's target, V_rest is
-    recomputed so that the grey operating voltages V* stay where they were drawn, and tau is
-    raised to the Euler bound of the new input.  A time constant and the incoming weights of a
+    is below TYPE_RESPONSE_TARGET gets its incoming pairs of mean |w| >= W_SMALL (all of them if
+    none is) multiplied by ``clip(TYPE_RESPONSE_TARGET / std, 1, TYPE_GAIN_MAX)`` (capped at
+    REBALANCED_MAGNITUDE_MAX); the excitatory loops are scaled back if rho(W+) exceeds the set's
+    target, the grey state is re-stabilised (:func:`_stabilize`), V_rest is recomputed so that
+    the grey operating voltages V* stay where they were drawn, and tau is raised to the Euler
+    bound of the new input.  A round whose gains break the grey state (or cannot be stabilised)
+    is undone and ends the calibration; ``info["calibration_settled"]`` is False when the drawn
+    set itself does not settle.  A time constant and the incoming weights of a
     neuron whose voltage does not move are not observable in its activity; this makes every type
     move.  Deterministic (no random draw).
     """
@@ -895,6 +898,20 @@ def _weights_ok(stats: dict) -> bool:
     )
 
 
+def _weight_failure(params: FlyVisParams, stage: str, json_path: str | None) -> dict | None:
+    """Record the extent-8 weight statistics of ``params`` in its info; None when they are in
+    the accepted ranges, else the failure entry of ``stage``."""
+    wstats = reference_weight_statistics(params, json_path)
+    params.info.update({f"e8_{k}": v for k, v in wstats.items()})
+    if _weights_ok(wstats):
+        return None
+    return {
+        "stage": stage,
+        "W_std": wstats["W_std"],
+        "W_small_fraction": wstats["W_small_fraction"],
+    }
+
+
 def _params_cache_file(cache_dir: Path, index: int, sha: str) -> Path:
     return Path(cache_dir) / f"params_{model_name(index)}_{sha[:16]}_v{PARAMS_VERSION}.npz"
 
@@ -905,7 +922,9 @@ def make_params(
     json_path: str | Path | None = None,
     cache_dir: str | Path | None = None,
 ) -> FlyVisParams:
-    """The accepted parameter set of ``model_id``: the first attempt that passes the check.
+    """The accepted parameter set of ``model_id``: the first attempt that, once calibrated
+    (:func:`calibrate_responses`), passes the checks.  ``check=False`` returns the first drawn
+    attempt as drawn (stabilised, neither calibrated nor checked).
 
     Deterministic: the same id always gives the same set (for the same connectome file).  With
     ``cache_dir`` the accepted set is stored there as .npz (atomically) and reused.
@@ -929,28 +948,17 @@ def make_params(
         params = draw_params(index, attempt, json_path=jp)
         if not check:
             return params
-        # the drawn set must meet the weight statistics before and after the calibration, and
-        # its grey state must settle before the calibration can start
-        for stage in ("drawn", "calibrated"):
-            if stage == "calibrated":
-                params = calibrate_responses(params, json_path=jp)
-                if not params.info["calibration_settled"]:
-                    failures.append({"stage": stage, "grey_settled": False})
-                    break
-            wstats = reference_weight_statistics(params, jp)
-            params.info.update({f"e8_{k}": v for k, v in wstats.items()})
-            if not _weights_ok(wstats):
-                failures.append(
-                    {
-                        "stage": stage,
-                        "W_std": wstats["W_std"],
-                        "W_small_fraction": wstats["W_small_fraction"],
-                    }
-                )
-                break
-        else:
-            stage = "checked"
-        if stage != "checked":
+        # the weight statistics must hold before (cheap rejection) and after the calibration,
+        # and the drawn set's grey state must settle for the calibration to start
+        failure = _weight_failure(params, "drawn", jp)
+        if failure is None:
+            params = calibrate_responses(params, json_path=jp)
+            if params.info["calibration_settled"]:
+                failure = _weight_failure(params, "calibrated", jp)
+            else:
+                failure = {"stage": "calibrated", "grey_settled": False}
+        if failure is not None:
+            failures.append(failure)
             continue
         result = check_params(params, json_path=jp)
         params.info.update(result)

@@ -345,6 +345,7 @@ def test_simulate_extent1_end_to_end(tmp_path, param_sets):
     }
     sim = Simulation(out)
     assert sim.family == "flyvis" and sim.n_neurons == 443 and sim.n_frames == 300
+    assert meta["params_version"] == P.PARAMS_VERSION == 3
     assert sim.n_train_frames == 270 and sim.dt == 0.02
     u, du, x = sim.read("u"), sim.read("du"), sim.read("x")
     assert u.shape == du.shape == x.shape == (300, 443)

@@ -278,3 +278,20 @@ def test_activity_embedding_start(tmp_path, sim_dir):
     torch.testing.assert_close(a.std(0), torch.ones(3), rtol=0, atol=1e-2)
     with pytest.raises(ConfigError, match="embedding_init"):
         validate({"embedding_init": "pca"}, "train")
+
+
+def test_config_hash_tracks_the_flyvis_parameter_generator():
+    import hashlib
+
+    train = {"lr": 1e-3, "batch_size": 4}
+    meta = {"model_config": {"family": "signal", "n_neurons": 40}, "seed": 0}
+    # without a generator version (signal runs, older simulations) the hash is the earlier one,
+    # so their checkpoints still resume
+    blob = json.dumps(
+        {"train": train, "sim": meta["model_config"], "seed": 0}, sort_keys=True, default=str
+    )
+    assert trainer_mod._config_hash(train, meta) == hashlib.sha256(blob.encode()).hexdigest()[:16]
+    # regenerated FlyVis data (another parameter-set version) does not resume an old checkpoint
+    v2 = trainer_mod._config_hash(train, {**meta, "params_version": 2})
+    v3 = trainer_mod._config_hash(train, {**meta, "params_version": 3})
+    assert len({v2, v3, trainer_mod._config_hash(train, meta)}) == 3

@@ -66,11 +66,13 @@ def training_seed(cfg_seed: int, replicate_seed: int) -> int:
 
 
 def _config_hash(train_cfg: dict, sim_meta: dict) -> str:
-    blob = json.dumps(
-        {"train": train_cfg, "sim": sim_meta.get("model_config"), "seed": sim_meta.get("seed")},
-        sort_keys=True,
-        default=str,
-    )
+    """Identity of a training for resuming: its config, the simulation config and seed, and
+    (FlyVis) the version of the ground-truth parameter generator, so that a checkpoint trained
+    on data of an older generator is not resumed on regenerated data."""
+    ident = {"train": train_cfg, "sim": sim_meta.get("model_config"), "seed": sim_meta.get("seed")}
+    if sim_meta.get("params_version") is not None:  # absent: the hash of earlier runs is kept
+        ident["params_version"] = sim_meta["params_version"]
+    blob = json.dumps(ident, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

@@ -48,7 +48,13 @@ from ...io import atomic_path, save_npz, write_json
 from .. import data as layout
 from .connectome import FLYVIS_VERSION, Connectome, default_cache_dir, load_connectome
 from .dynamics import FlyVisDynamics
-from .params import FlyVisParams, activity_svd_rank, make_params, weight_statistics
+from .params import (
+    PARAMS_VERSION,
+    FlyVisParams,
+    activity_svd_rank,
+    make_params,
+    weight_statistics,
+)
 from .stimuli import GREY, StimulusSequence
 
 STIMULUS_CSV = "stimulus.csv"
@@ -423,6 +429,7 @@ def simulate_flyvis(
         "model_index": params.index,
         "param_seed": params.seed,
         "param_attempt": params.attempt,
+        "params_version": PARAMS_VERSION,
         "params": params.summary(),
         "sparsity": 1.0,
         "seed": int(seed),

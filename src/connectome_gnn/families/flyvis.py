@@ -33,13 +33,11 @@ import numpy as np
 import torch
 
 from ..config import ConfigError
+from ..simulate.flyvis.params import ACTIVE_STD  # over the training frames (tau_R2_active)
 from .base import Family
 
 N_GRID = 64  # points per neuron of the lin_phi / lin_edge line fits
 N_GRAD_FRAMES = 32  # frames of the operating point: mean msg and x, median derivatives
-#: voltage std over the training frames from which a neuron counts as active (tau_R2_active):
-#: a neuron that barely moves does not pin its time constant, whatever the method
-ACTIVE_STD = 0.05
 
 
 def _line_fits(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -675,6 +675,9 @@ MIN_OBSERVABLE_W_SHARE = 0.5
 # version 3: every cell type must respond (a type whose voltage does not move hides its tau)
 TYPE_RESPONSE_TARGET = 0.08  # calibration aims the median voltage std of each type above this
 MIN_TYPE_RESPONSE_STD = 0.05  # ... and the check requires it above this for every type
+#: voltage std from which a neuron counts as active: a neuron that moves less does not pin its
+#: time constant, whatever the method (also the analysis' tau_R2_active threshold)
+ACTIVE_STD = 0.05
 TYPE_GAIN_MAX = 2.0  # per calibration round
 CALIBRATION_ROUNDS = 6
 
@@ -778,7 +781,7 @@ def check_params(
         "check_max_abs_v": max_abs,
         "check_responsive_fraction": responsive,
         "check_min_type_std": float(np.nanmin(type_std)),
-        "check_fraction_std_0.05": float(np.mean(u.std(0) >= 0.05)) if finite else 0.0,
+        "check_fraction_std_0.05": float(np.mean(u.std(0) >= ACTIVE_STD)) if finite else 0.0,
         "check_active_fraction": float(np.mean((u > 0).any(0))) if finite else 0.0,
         "check_svd_rank_90": ranks["rank_90"],
         "check_svd_rank_99": ranks["rank_99"],

@@ -68,6 +68,29 @@ def test_readouts_of_an_exact_model_recover_everything(tiny_sim, scale):
     np.testing.assert_allclose(activity_stats(tiny_sim)[1], u.std(0), rtol=1e-4, atol=1e-5)
     np.testing.assert_array_equal(ro["active"], activity_stats(tiny_sim)[1] >= ACTIVE_STD)
     assert 0 < ro["active"].sum() < len(ro["active"])
+    # tau_R2_identifiable: active, and no self-synapse whose neuron stays above 0 (>= 99 %)
+    pre, post = ro["pre"], ro["post"]
+    loop = np.isin(np.arange(tiny_sim.n_neurons), post[pre == post])
+    np.testing.assert_allclose(activity_stats(tiny_sim)[2], (u > 0).mean(0))
+    confounded = loop & ((u > 0).mean(0) > 0.99)
+    assert confounded.any() and (loop & ~confounded).any()  # both cases occur at extent 1
+    np.testing.assert_array_equal(ro["identifiable"], ro["active"] & ~confounded)
+
+
+def test_self_synapse_confounding_by_hand():
+    from connectome_gnn.families.flyvis import confounded_by_self_synapse
+
+    pre = np.array([0, 1, 2, 2, 3])
+    post = np.array([0, 2, 2, 1, 3])
+    # 0: self-synapse, always above 0; 1: none; 2: self-synapse, below 0 half the time;
+    # 3: self-synapse, below 0 on 0.5 % of the frames (< 1 %: still confounded)
+    above = np.array([1.0, 1.0, 0.5, 0.995])
+    np.testing.assert_array_equal(
+        confounded_by_self_synapse(pre, post, above), [True, False, False, True]
+    )
+    np.testing.assert_array_equal(
+        confounded_by_self_synapse(pre, post, above, crossing=0.001), [True, False, False, False]
+    )
 
 
 class FarFromDataModel(ExactModel):

@@ -36,6 +36,8 @@ def test_tiny_flyvis_through_the_dag(tmp_path, repo_root, run_snakemake):
     assert len(metrics["per_type_R2"]) == 65
     assert 0 < metrics["active_fraction"] < 1
     assert isinstance(metrics["tau_R2_active"], float)
+    assert 0 < metrics["identifiable_fraction"] <= metrics["active_fraction"]
+    assert isinstance(metrics["tau_R2_identifiable"], float)
     assert metrics["activity_rank_99"] >= metrics["activity_rank_90"] >= 1
     sim = json.loads((work / "results/flyvis_tiny/1/simulation/seed0/simulation.json").read_text())
     assert (sim["n_neurons"], sim["n_edges"]) == (443, 8174)

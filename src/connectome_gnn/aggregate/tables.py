@@ -97,6 +97,8 @@ KNOWN_METRICS = (
     "V_rest_R2",
     "tau_R2_active",
     "V_rest_R2_active",
+    "tau_R2_identifiable",
+    "V_rest_R2_identifiable",
     "final_loss",
     "training_time_min",
 )

@@ -174,13 +174,16 @@ def analyze_run(
                     slope, _, r2 = linear_fit_r2(ro[f"{name}_true"], ro[f"{src}_learned"])
                     metrics[f"{name}_R2{suffix}"] = r2
                     metrics[f"{name}_slope{suffix}"] = slope
-            # the same over the neurons whose activity can pin them (FlyVis: "active")
-            if f"{name}_learned" in ro and "active" in ro and ro["active"].sum() >= 2:
-                keep = ro["active"]
-                _, _, r2 = linear_fit_r2(ro[f"{name}_true"][keep], ro[f"{name}_learned"][keep])
-                metrics[f"{name}_R2_active"] = r2
-        if "active" in ro:
-            metrics["active_fraction"] = float(np.mean(ro["active"]))
+            # the same over the neurons whose activity can pin them (FlyVis): "active" (voltage
+            # std >= 0.05) and "identifiable" (active, and no self-synapse confounding the leak)
+            for subset in ("active", "identifiable"):
+                if f"{name}_learned" in ro and subset in ro and ro[subset].sum() >= 2:
+                    keep = ro[subset]
+                    _, _, r2 = linear_fit_r2(ro[f"{name}_true"][keep], ro[f"{name}_learned"][keep])
+                    metrics[f"{name}_R2_{subset}"] = r2
+        for subset in ("active", "identifiable"):
+            if subset in ro:
+                metrics[f"{subset}_fraction"] = float(np.mean(ro[subset]))
         metrics.update(_rank_metrics(sim, ro))
 
         n_test = sim.n_frames - sim.n_train_frames

@@ -20,6 +20,9 @@ Readouts (the reference's definitions):
   or [0, 2 sigma_j] for a neuron whose range lies below 0 (the reference sets such slopes to 1;
   their outgoing weights carry no signal through the ReLU, so neither choice is identifiable);
 - d lin_phi / d msg per neuron (median over a few training frames);
+- which neurons can pin tau and V_rest at all (``active``: voltage std >= 0.05 over the training
+  frames; ``identifiable``: active and not :func:`confounded_by_self_synapse`), for
+  tau_R2_active / tau_R2_identifiable and the same for V_rest;
 - corrected weight W*_ij = -W_ij / slope_i * (d lin_phi_i / d msg) * edge_slope_j, which equals
   w_ij when lin_phi and lin_edge are exact; -1 / slope_i is taken as the clipped tau_i, so that a
   nearly flat (or rising) lin_phi cannot blow its incoming weights up.
@@ -38,6 +41,9 @@ from .base import Family
 
 N_GRID = 64  # points per neuron of the lin_phi / lin_edge line fits
 N_GRAD_FRAMES = 32  # frames of the operating point: mean msg and x, median derivatives
+#: a neuron with a self-synapse pins its tau only if it is below 0 on at least this fraction of
+#: the training frames (tau_R2_identifiable)
+SELF_SYNAPSE_CROSSING = 0.01
 
 
 def _line_fits(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -50,17 +56,34 @@ def _line_fits(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Te
 
 
 def activity_stats(sim, stop: int | None = None, chunk: int = 4096) -> tuple[np.ndarray, ...]:
-    """Per-neuron mean and standard deviation of the voltage over frames [0, stop), streamed."""
+    """Per-neuron mean and standard deviation of the voltage over frames [0, stop), and the
+    fraction of those frames in which it is above the ReLU threshold (> 0); streamed."""
     stop = sim.n_train_frames if stop is None else stop
     total = np.zeros(sim.n_neurons)
     total_sq = np.zeros(sim.n_neurons)
+    n_above = np.zeros(sim.n_neurons)
     for start in range(0, stop, chunk):
         block = sim.read("u", start, min(start + chunk, stop)).astype(np.float64)
         total += block.sum(0)
         total_sq += (block * block).sum(0)
+        n_above += (block > 0).sum(0)
     mu = total / max(stop, 1)
     sigma = np.sqrt(np.maximum(total_sq / max(stop, 1) - mu * mu, 0.0))
-    return mu, sigma
+    return mu, sigma, n_above / max(stop, 1)
+
+
+def confounded_by_self_synapse(
+    pre: np.ndarray, post: np.ndarray, above: np.ndarray, crossing: float = SELF_SYNAPSE_CROSSING
+) -> np.ndarray:
+    """Neurons whose time constant and resting potential the activity cannot pin: they have a
+    self-synapse (an edge i -> i) and their voltage is below the ReLU threshold on fewer than a
+    ``crossing`` fraction of the frames (``above``: fraction above 0, per neuron).  Above the
+    threshold the leak -V_i / tau_i and the self-input w_ii ReLU(V_i) / tau_i are the same linear
+    function of V_i, so only (1 - w_ii) / tau_i is determined, never tau_i itself."""
+    pre, post = np.asarray(pre), np.asarray(post)
+    loop = np.zeros(len(above), dtype=bool)
+    loop[post[pre == post]] = True
+    return loop & (np.asarray(above) > 1.0 - crossing)
 
 
 class FlyVisFamily(Family):
@@ -111,7 +134,7 @@ class FlyVisFamily(Family):
         dev = model.W.device
         n = sim.n_neurons
         c, nrn = sim.connectivity, sim.neurons
-        mu, sigma = activity_stats(sim)
+        mu, sigma, above = activity_stats(sim)
         t = torch.linspace(-2.0, 2.0, N_GRID, dtype=torch.float32).unsqueeze(1)
         mu_t = torch.from_numpy(mu).float().unsqueeze(0)
         sig_t = torch.from_numpy(np.maximum(sigma, 1e-3)).float().unsqueeze(0)
@@ -174,6 +197,7 @@ class FlyVisFamily(Family):
             "V_rest_msg0_learned": -offset0.cpu().double().numpy() / safe0,
             "n_neurons": n,
             "active": sigma >= ACTIVE_STD,
+            "identifiable": (sigma >= ACTIVE_STD) & ~confounded_by_self_synapse(pre, post, above),
         }
 
     @staticmethod

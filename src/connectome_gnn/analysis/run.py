@@ -60,6 +60,11 @@ def rollout(
     return out.numpy()
 
 
+#: neuron masks a family's readouts may return, over which tau_R2 / V_rest_R2 are also reported
+#: (FlyVis: "active", voltage std >= 0.05; "identifiable", active and tau not confounded by a
+#: self-synapse), with the fraction of neurons in each (``{mask}_fraction``)
+PARAM_SUBSETS = ("active", "identifiable")
+
 MAX_DENSE_RANK_N = 3000  # above this, W ranks are left out (a dense SVD of N x N is too costly)
 
 
@@ -174,14 +179,13 @@ def analyze_run(
                     slope, _, r2 = linear_fit_r2(ro[f"{name}_true"], ro[f"{src}_learned"])
                     metrics[f"{name}_R2{suffix}"] = r2
                     metrics[f"{name}_slope{suffix}"] = slope
-            # the same over the neurons whose activity can pin them (FlyVis): "active" (voltage
-            # std >= 0.05) and "identifiable" (active, and no self-synapse confounding the leak)
-            for subset in ("active", "identifiable"):
+            # the same over the neurons whose activity can pin them (FlyVis)
+            for subset in PARAM_SUBSETS:
                 if f"{name}_learned" in ro and subset in ro and ro[subset].sum() >= 2:
                     keep = ro[subset]
                     _, _, r2 = linear_fit_r2(ro[f"{name}_true"][keep], ro[f"{name}_learned"][keep])
                     metrics[f"{name}_R2_{subset}"] = r2
-        for subset in ("active", "identifiable"):
+        for subset in PARAM_SUBSETS:
             if subset in ro:
                 metrics[f"{subset}_fraction"] = float(np.mean(ro[subset]))
         metrics.update(_rank_metrics(sim, ro))

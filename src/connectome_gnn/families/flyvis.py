@@ -135,6 +135,7 @@ class FlyVisFamily(Family):
         n = sim.n_neurons
         c, nrn = sim.connectivity, sim.neurons
         mu, sigma, above = activity_stats(sim)
+        active = sigma >= ACTIVE_STD
         t = torch.linspace(-2.0, 2.0, N_GRID, dtype=torch.float32).unsqueeze(1)
         mu_t = torch.from_numpy(mu).float().unsqueeze(0)
         sig_t = torch.from_numpy(np.maximum(sigma, 1e-3)).float().unsqueeze(0)
@@ -196,8 +197,8 @@ class FlyVisFamily(Family):
             "tau_msg0_learned": np.clip(-1.0 / safe0, 0.0, 1.0),
             "V_rest_msg0_learned": -offset0.cpu().double().numpy() / safe0,
             "n_neurons": n,
-            "active": sigma >= ACTIVE_STD,
-            "identifiable": (sigma >= ACTIVE_STD) & ~confounded_by_self_synapse(pre, post, above),
+            "active": active,
+            "identifiable": active & ~confounded_by_self_synapse(pre, post, above),
         }
 
     @staticmethod

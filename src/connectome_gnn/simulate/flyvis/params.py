@@ -764,7 +764,8 @@ def check_params(
     settle, u, con = _check_activity(params, extent, n_frames, burn_in, dt, json_path)
     finite = bool(np.all(np.isfinite(u))) and np.isfinite(settle)
     max_abs = float(np.abs(u).max()) if finite else float("inf")
-    responsive = float(np.mean(u.std(0) > RESPONSIVE_STD)) if finite else 0.0
+    sd = u.std(0) if finite else None
+    responsive = float(np.mean(sd > RESPONSIVE_STD)) if finite else 0.0
     type_std = type_response_std(u, con.node_type, con.n_types) if finite else np.zeros(1)
     ranks = activity_svd_rank(u) if finite else {"rank_90": 0, "rank_99": 0}
     observable = observable_w_share(u, params.edge_weights(con), con.edge_source) if finite else 0.0
@@ -781,7 +782,7 @@ def check_params(
         "check_max_abs_v": max_abs,
         "check_responsive_fraction": responsive,
         "check_min_type_std": float(np.nanmin(type_std)),
-        "check_fraction_std_0.05": float(np.mean(u.std(0) >= ACTIVE_STD)) if finite else 0.0,
+        "check_fraction_std_0.05": float(np.mean(sd >= ACTIVE_STD)) if finite else 0.0,
         "check_active_fraction": float(np.mean((u > 0).any(0))) if finite else 0.0,
         "check_svd_rank_90": ranks["rank_90"],
         "check_svd_rank_99": ranks["rank_99"],

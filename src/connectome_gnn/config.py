@@ -17,11 +17,9 @@ from typing import Any
 import jsonschema
 import yaml
 
+from .errors import ConfigError  # noqa: F401 - re-exported
+
 SCHEMA_DIR = Path(__file__).parent / "schemas"
-
-
-class ConfigError(ValueError):
-    """A configuration file or value is invalid; the message names the file and field."""
 
 
 def load_yaml(path: str | Path) -> Any:

@@ -14,25 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from .errors import DataError, Interrupted  # noqa: F401 - re-exported
+
 TRAIN_INFO = "train_info.json"
 """Status file of a training run (ok/failed + reason), next to its model.pt."""
-
-
-class DataError(ValueError):
-    """An input data file is missing, truncated or malformed; the message names the file."""
-
-
-class Interrupted(RuntimeError):
-    """A job stopped on a signal (time limit, preemption, Ctrl-C) after saving its state.
-
-    ``exit_code`` is the conventional 128 + signal number, so schedulers and Snakemake see a
-    failed job and retry it; the retry resumes from the saved state.
-    """
-
-    def __init__(self, message: str, signum: int):
-        super().__init__(message)
-        self.signum = int(signum)
-        self.exit_code = 128 + int(signum)
 
 
 def _json_default(obj: Any):

@@ -10,8 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .config import ConfigError
-from .io import DataError, Interrupted
+from .errors import ConfigError, DataError, Interrupted
 
 CLEAN_ERRORS = (ConfigError, DataError, FileNotFoundError)
 

@@ -20,10 +20,11 @@ import pandas as pd
 import torch
 
 from ..config import validate
+from ..device import resolve_device
 from ..families import get_family
 from ..io import TRAIN_INFO, DataError, read_json, remove_stale_temps, write_json
 from ..simulate.data import Simulation
-from ..train.trainer import LOSS, MODEL, RUN_CONFIG, resolve_device
+from ..train.trainer import LOSS, MODEL, RUN_CONFIG
 from . import plots
 from .clustering import cluster_metrics
 from .metrics import connectivity_metrics, linear_fit_r2, per_type_r2, rollout_metrics, svd_rank

@@ -26,6 +26,7 @@ import torch
 from tqdm import tqdm
 
 from ..config import ConfigError, validate
+from ..device import resolve_device
 from ..families import get_family
 from ..io import TRAIN_INFO, DataError, Interrupted, atomic_path, remove_stale_temps, write_json
 from ..models.embedding import activity_embedding
@@ -40,17 +41,6 @@ LOSS = "loss.csv"
 RUN_CONFIG = "run_config.json"
 #: frames (from the first) whose statistics start the embeddings with embedding_init: activity
 ACTIVITY_EMBEDDING_FRAMES = 20_000
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(
-            f"field 'device': {device!r} requested but CUDA is not available on this machine"
-        )
-    return dev
 
 
 def iterations_per_epoch(n_frames: int, cfg: dict) -> int:

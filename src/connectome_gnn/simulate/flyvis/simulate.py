@@ -44,6 +44,7 @@ import pandas as pd
 import torch
 
 from ...config import validate
+from ...device import resolve_device
 from ...io import atomic_path, save_npz, write_json
 from .. import data as layout
 from .connectome import FLYVIS_VERSION, Connectome, default_cache_dir, load_connectome
@@ -79,12 +80,6 @@ def cpu_threads_for(dyn: FlyVisDynamics):
     finally:
         if small:
             torch.set_num_threads(threads)
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def stimulus_seeds(seed: int, model_index: int) -> tuple[int, int]:

@@ -18,6 +18,7 @@ import jsonschema
 import yaml
 
 from .errors import ConfigError  # noqa: F401 - re-exported
+from .layout import format_sparsity  # noqa: F401 - re-exported
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
 
@@ -149,14 +150,3 @@ def load_workflow_config(config: dict, source: str = "config") -> dict:
                 f"grid of its own (e.g. a second config file)"
             )
     return cfg
-
-
-def format_sparsity(value: float | str) -> str:
-    """Canonical text of a filling factor, used in paths: 1.0 -> '1', 0.50 -> '0.5'."""
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"sparsity {value!r} is not a number") from None
-    if not (0 < f <= 1):
-        raise ConfigError(f"sparsity {value!r} must be in (0, 1]")
-    return f"{f:g}"

@@ -15,9 +15,7 @@ from typing import Any
 import numpy as np
 
 from .errors import DataError, Interrupted  # noqa: F401 - re-exported
-
-TRAIN_INFO = "train_info.json"
-"""Status file of a training run (ok/failed + reason), next to its model.pt."""
+from .layout import TRAIN_INFO  # noqa: F401 - re-exported
 
 
 def _json_default(obj: Any):

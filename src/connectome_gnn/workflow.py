@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, DataError, Interrupted
+from .layout import CHECKPOINT, FAILED_CHECKPOINT
 
 CLEAN_ERRORS = (ConfigError, DataError, FileNotFoundError)
 
@@ -54,7 +55,7 @@ def set_aside_checkpoints(train_infos: list[Path]) -> list[Path]:
     so that their rerun trains from scratch instead of resuming towards the same failure."""
     moved = []
     for path in train_infos:
-        ckpt = Path(path).parent / "checkpoint.pt"
+        ckpt = Path(path).parent / CHECKPOINT
         if ckpt.is_file():
-            moved.append(ckpt.replace(ckpt.with_name("checkpoint.failed.pt")))
+            moved.append(ckpt.replace(ckpt.with_name(FAILED_CHECKPOINT)))
     return moved

@@ -17,12 +17,8 @@ import numpy as np
 import pandas as pd
 
 from ..io import DataError, load_npz, open_zarr_array, read_json, read_zarr_array
-
-ACTIVITY = "activity.zarr"
-CONNECTIVITY = "connectivity.npz"
-NEURONS = "neurons.csv"
-SETTINGS = "simulation.json"
-PLOT = "simulation.png"
+from ..layout import ACTIVITY, CONNECTIVITY, NEURONS, SETTINGS  # noqa: F401 - re-exported
+from ..layout import SIMULATION_PLOT as PLOT  # noqa: F401
 
 
 class Simulation:

@@ -29,16 +29,13 @@ from ..config import ConfigError, validate
 from ..device import resolve_device
 from ..families import get_family
 from ..io import TRAIN_INFO, DataError, Interrupted, atomic_path, remove_stale_temps, write_json
+from ..layout import CHECKPOINT, LOSS, MODEL, RUN_CONFIG  # noqa: F401 - re-exported
 from ..models.embedding import activity_embedding
 from ..simulate.data import Simulation
 from .basis import refresh_basis, refresh_schedule
 from .regularizers import regularization
 from .signals import StopRequest
 
-MODEL = "model.pt"
-CHECKPOINT = "checkpoint.pt"
-LOSS = "loss.csv"
-RUN_CONFIG = "run_config.json"
 #: frames (from the first) whose statistics start the embeddings with embedding_init: activity
 ACTIVITY_EMBEDDING_FRAMES = 20_000
 

@@ -126,7 +126,7 @@ class FlyVisFamily(Family):
             torch.from_numpy(c["pre"].astype(np.int64)),
             torch.from_numpy(c["post"].astype(np.int64)),
             sim.n_neurons,
-            train_cfg,
+            cfg=train_cfg,
             generator=generator,
         )
 

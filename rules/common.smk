@@ -2,12 +2,8 @@
 import itertools
 from pathlib import Path
 
-from connectome_gnn.config import (
-    ConfigError,
-    format_sparsity,
-    load_train_config,
-    load_workflow_config,
-)
+from connectome_gnn.config import ConfigError, format_sparsity, load_train_config
+from connectome_gnn.families.workflow_config import load_workflow_config
 
 try:
     config = load_workflow_config(config, source="workflow config")

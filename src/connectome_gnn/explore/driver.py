@@ -25,7 +25,8 @@ from pathlib import Path
 
 import yaml
 
-from ..config import ConfigError, format_sparsity, load_workflow_config, load_yaml
+from ..config import ConfigError, format_sparsity, load_yaml
+from ..families.workflow_config import load_workflow_config
 from ..io import TRAIN_INFO, atomic_path
 from ..workflow import set_aside_checkpoints
 from .experiment import load_experiment

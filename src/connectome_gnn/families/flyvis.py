@@ -91,6 +91,9 @@ class FlyVisFamily(Family):
     model_schema = "flyvis.model"
     score_weights = {"connectivity_R2": 0.6, "cluster_accuracy": 0.4}
     sparsity_options = (1.0,)  # the connectome fixes the connectivity
+    neuron_parameters = ("tau", "V_rest")
+    parameter_variants = ("msg0",)  # the reference's reading of lin_phi at msg = x = 0
+    neuron_subsets = ("active", "identifiable")
 
     def check_model(self, model_cfg: dict, source: str) -> None:
         from ..simulate.flyvis.params import parse_model_id

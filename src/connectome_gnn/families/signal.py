@@ -11,6 +11,14 @@ from ..config import ConfigError
 from .base import Family
 
 
+def edge_range(meta: dict) -> tuple[float, float]:
+    """(u_max, scale) of a spline edge function: 1.2 x the largest |u| of the simulation and
+    the std of u (knots dense within it), from simulation.json."""
+    u_max = float(meta.get("activity_max_abs") or 10.0)
+    scale = float(meta.get("activity_std") or 1.0)
+    return 1.2 * max(u_max, 1e-3), max(scale, 1e-3)
+
+
 class SignalFamily(Family):
     name = "signal"
     model_schema = "signal.model"
@@ -52,7 +60,12 @@ class SignalFamily(Family):
     def build_model(self, sim, train_cfg: dict, generator: torch.Generator | None = None):
         from ..models.signal import SignalGNN
 
-        return SignalGNN.from_config(sim.n_neurons, cfg=train_cfg, generator=generator)
+        return SignalGNN.from_config(
+            sim.n_neurons,
+            cfg=train_cfg,
+            generator=generator,
+            edge_range=edge_range(sim.meta),
+        )
 
     def readouts(self, model, sim, u_range: tuple[float, float] | None = None) -> dict:
         """Learned W (raw and corrected), embeddings and MLP curves, as numpy arrays.

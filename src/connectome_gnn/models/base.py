@@ -14,7 +14,9 @@ What the trainer and the regularisers ask of a model, and nothing else:
   ``lr_W`` / ``lr_emb`` / ``lr``, see :data:`LR_KEYS`);
 - :attr:`has_basis` and :meth:`refresh_basis`: the ``W_basis: eigen`` re-alignment;
 - :meth:`edge_norm_target`: the value ``coeff_edge_norm`` pins lin_edge(2 xnorm) to;
-- :meth:`effective_W`, :meth:`edge`, :meth:`phi`, :meth:`message` and ``forward(u[, x])``.
+- :meth:`effective_W`, :meth:`edge`, :meth:`phi`, :meth:`message` and ``forward(u[, x])``;
+- :meth:`set_effective_W` (models whose W the solver of :mod:`connectome_gnn.train.solver`
+  sets).
 
 A new family's model subclasses :class:`ConnectomeGNN`, builds ``W``, ``a``, ``lin_edge`` and
 ``lin_phi`` in its constructor (taking the shared keyword arguments of :data:`GNN_KEYS` from the
@@ -40,6 +42,9 @@ GNN_KEYS = (
     "embedding_init",
     "W_basis",
 )
+#: newer constructor arguments with their defaults (absent from older configs, whose training
+#: identity must not change: see train.schema.yaml)
+GNN_OPTIONAL = {"lin_edge_form": "mlp", "lin_edge_knots": 96}
 
 W_BASES = ("standard", "eigen")
 EMBEDDING_INITS = ("ones", "randn", "activity")
@@ -47,7 +52,7 @@ EMBEDDING_INITS = ("ones", "randn", "activity")
 
 def gnn_kwargs(cfg: dict) -> dict:
     """Constructor arguments shared by the GNNs, from a training config (train schema)."""
-    return {k: cfg[k] for k in GNN_KEYS}
+    return {k: cfg[k] for k in GNN_KEYS} | {k: cfg.get(k, v) for k, v in GNN_OPTIONAL.items()}
 
 
 class ConnectomeGNN(nn.Module, metaclass=ABCMeta):
@@ -81,10 +86,11 @@ class ConnectomeGNN(nn.Module, metaclass=ABCMeta):
         return a
 
     @classmethod
-    def from_config(cls, *structure, cfg: dict, generator: torch.Generator | None = None):
+    def from_config(cls, *structure, cfg: dict, generator: torch.Generator | None = None, **extra):
         """The model for a training config; ``structure`` are the family's positional arguments
-        (e.g. the number of neurons, or the connectome's edge lists)."""
-        return cls(*structure, **gnn_kwargs(cfg), generator=generator)
+        (e.g. the number of neurons, or the connectome's edge lists), ``extra`` what the family
+        takes from the simulation (e.g. the activity range of a spline edge function)."""
+        return cls(*structure, **gnn_kwargs(cfg), **extra, generator=generator)
 
     # -- what the trainer asks
 
@@ -123,6 +129,11 @@ class ConnectomeGNN(nn.Module, metaclass=ABCMeta):
     @abstractmethod
     def effective_W(self) -> torch.Tensor:
         """The weights the messages use (regularisers act on these)."""
+
+    def set_effective_W(self, W: torch.Tensor) -> None:
+        """Set the parameters so that :meth:`effective_W` returns ``W`` (the W solver's
+        result); the inverse of :meth:`effective_W`."""
+        raise NotImplementedError(f"{type(self).__name__} cannot take a solved W")
 
     @abstractmethod
     def edge(self, u: torch.Tensor) -> torch.Tensor:

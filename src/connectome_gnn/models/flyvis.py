@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from torch_geometric.utils import scatter
 
+from ..errors import ConfigError
 from .base import ConnectomeGNN
 from .mlp import MLP
 
@@ -44,9 +45,16 @@ class FlyVisGNN(ConnectomeGNN):
         W_init_std: float = 0.0,
         embedding_init: str = "ones",
         W_basis: str = "standard",
+        lin_edge_form: str = "mlp",
+        lin_edge_knots: int = 96,
         generator: torch.Generator | None = None,
     ):
         super().__init__()
+        if lin_edge_form != "mlp":
+            raise ConfigError(
+                f"field 'lin_edge_form': {lin_edge_form!r} is for a 1-D edge function (the "
+                "signal family); FlyVis' lin_edge([v_j, a_j]) is an MLP"
+            )
         pre = torch.as_tensor(pre, dtype=torch.long)
         post = torch.as_tensor(post, dtype=torch.long)
         if pre.shape != post.shape or pre.dim() != 1:

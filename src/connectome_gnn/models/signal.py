@@ -15,6 +15,7 @@ from torch import nn
 
 from .base import ConnectomeGNN
 from .mlp import MLP
+from .spline import SplineEdge
 
 
 class SignalGNN(ConnectomeGNN):
@@ -30,6 +31,9 @@ class SignalGNN(ConnectomeGNN):
         W_init_std: float = 1.0,
         embedding_init: str = "ones",
         W_basis: str = "standard",
+        lin_edge_form: str = "mlp",
+        lin_edge_knots: int = 96,
+        edge_range: tuple[float, float] = (10.0, 2.0),
         generator: torch.Generator | None = None,
     ):
         super().__init__()
@@ -48,7 +52,12 @@ class SignalGNN(ConnectomeGNN):
         self.a = nn.Parameter(
             self.initial_embedding(n_neurons, embedding_dim, embedding_init, generator)
         )
-        self.lin_edge = MLP(1, 1, hidden_dim, n_layers)
+        if lin_edge_form == "spline":  # edge_range: (u_max, scale) of the activity
+            self.lin_edge = SplineEdge(lin_edge_knots, *edge_range)
+        elif lin_edge_form == "mlp":
+            self.lin_edge = MLP(1, 1, hidden_dim, n_layers)
+        else:
+            raise ValueError(f"unknown lin_edge_form {lin_edge_form!r} (mlp or spline)")
         self.lin_phi = MLP(1 + embedding_dim, 1, hidden_dim_update, n_layers_update)
 
     def effective_W(self) -> torch.Tensor:
@@ -82,6 +91,12 @@ class SignalGNN(ConnectomeGNN):
             # their scale per direction
             state["exp_avg_sq"].copy_(state["exp_avg_sq"] @ (rot * rot))
         self.W_basis.copy_(q_new)
+
+    @torch.no_grad()
+    def set_effective_W(self, W: torch.Tensor) -> None:
+        """W[post, pre] (its diagonal is ignored: the model masks it)."""
+        W = W * self.mask
+        self.W.copy_(W if self.W_basis is None else W @ self.W_basis)
 
     def message(self, e: torch.Tensor) -> torch.Tensor:
         """sum_{j != i} W_ij e_j for lin_edge outputs e of shape (B, N), as dense matmuls."""

@@ -19,6 +19,8 @@ import math
 import torch
 from torch import nn
 
+from .bspline import dense_basis, span_and_basis
+
 
 class SplineEdge(nn.Module):
     """psi(u) = sum_k weight_k B_k(asinh(u / scale)); input (..., 1), output (..., 1)."""
@@ -44,21 +46,7 @@ class SplineEdge(nn.Module):
 
     def coordinates(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """First coefficient index (long) and the 4 basis values (..., 4) at activity ``u``."""
-        z = torch.asinh(u / self.scale)
-        t = ((z - self.z_lo) / self.h).clamp(0.0, float(self.n_knots - 3))
-        i0 = t.floor().clamp(max=self.n_knots - 4)
-        f = t - i0
-        f2, f3 = f * f, f * f * f
-        basis = torch.stack(
-            [
-                (1 - f) ** 3 / 6,
-                (3 * f3 - 6 * f2 + 4) / 6,
-                (-3 * f3 + 3 * f2 + 3 * f + 1) / 6,
-                f3 / 6,
-            ],
-            dim=-1,
-        )
-        return i0.long(), basis
+        return span_and_basis((torch.asinh(u / self.scale) - self.z_lo) / self.h, self.n_knots)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         i0, basis = self.coordinates(x.squeeze(-1))
@@ -67,7 +55,4 @@ class SplineEdge(nn.Module):
 
     def design(self, u: torch.Tensor) -> torch.Tensor:
         """The basis matrix (..., n_knots) at ``u``: psi(u) = design(u) @ weight."""
-        i0, basis = self.coordinates(u)
-        out = torch.zeros(*u.shape, self.n_knots, dtype=basis.dtype, device=u.device)
-        idx = i0.unsqueeze(-1) + torch.arange(4, device=u.device)
-        return out.scatter_(-1, idx, basis)
+        return dense_basis((torch.asinh(u / self.scale) - self.z_lo) / self.h, self.n_knots)

@@ -32,6 +32,7 @@ from ..io import remove_stale_temps
 from ..layout import CHECKPOINT, LOSS, MODEL, RUN_CONFIG  # noqa: F401 - re-exported
 from ..models.embedding import activity_embedding
 from ..simulate.data import Simulation
+from . import solver
 from .checkpoint import LossLog, config_hash, load_checkpoint, restore, save_checkpoint
 from .data import TrainingData, rollout_pred
 from .outputs import write_outputs, write_run_config
@@ -73,6 +74,16 @@ class _Run:
         self.log = LossLog()
         self.epoch, self.iteration, self.before_s = 0, 0, 0.0
         self.resumed: int | None = None
+        self.solver = {**cfg, **solver.settings(cfg)}
+        self.solver_info: dict = {}
+        if self.solving:  # W is set by the solver, and a fitted lin_edge is kept
+            model.W.requires_grad_(False)
+            if self.solver["edge_fit"] != "none":
+                model.lin_edge.requires_grad_(False)
+
+    @property
+    def solving(self) -> bool:
+        return self.solver["W_solve"] != "none"
 
     @property
     def position(self) -> int:
@@ -96,6 +107,7 @@ class _Run:
         self.epoch, self.iteration = int(ckpt["epoch"]), int(ckpt["iteration"])
         self.before_s = float(ckpt["elapsed_s"])
         self.log = LossLog.from_checkpoint(ckpt)
+        self.solver_info = dict(ckpt.get("solver_info", {}))
         self.resumed = self.position
         print(
             f"resumed from checkpoint {path}: epoch {self.epoch}, iteration {self.iteration} "
@@ -112,15 +124,52 @@ class _Run:
             "config_hash": self.hash,
             **self.log.state(),
         }
+        if self.solving:
+            state["solver_info"] = self.solver_info
         _save_checkpoint(self.out_dir / CHECKPOINT, self.model, self.optimizer, self.gen, state)
 
+    def prepare(self, seed: int, budget: TimeBudget) -> None:
+        """A fresh start of a solver run: the edge fit, the first (joint) W solve and the fit of
+        lin_phi to it; then a checkpoint, so that a preempted job does not redo them."""
+        if not self.solving:
+            return
+        data, model, cfg = self.data, self.model, self.solver
+        if cfg["edge_fit"] == "varpro":
+            self.solver_info.update(solver.fit_edge(model, data.u, data.du, cfg, seed, _log))
+        self.solver_info.update(solver.solve_W(model, data.u, data.du, cfg))
+        self.solver_info["W_solves"] = 1
+        _log(f"solver: {_describe(self.solver_info)}")
+        self.save(0, 0, budget)
+
+    def resolve(self) -> None:
+        """A W solve given the current lin_phi (the periodic and final solves)."""
+        info = solver.solve_W(
+            self.model, self.data.u, self.data.du, {**self.solver, "W_solve_phi_basis": 0}
+        )
+        self.solver_info["W_solves"] = self.solver_info.get("W_solves", 0) + 1
+        self.solver_info["W_solve_mse"] = info["W_solve_mse"]
+
     def before_step(self, global_it: int) -> None:
-        """Periodic actions before an iteration's batch is drawn: the W-basis refresh."""
+        """Periodic actions before an iteration's batch is drawn: the W-basis refresh and the
+        W solves."""
         cfg = self.cfg
         if self.model.has_basis and refresh_schedule(global_it, int(cfg["W_basis_every"])):
             self.model.refresh_basis(
                 self.optimizer, self.data.u, int(cfg["W_basis_frames"]), self.gen
             )
+        every = int(self.solver["W_solve_every"])
+        if self.solving and every and global_it and global_it % every == 0:
+            self.resolve()
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _describe(info: dict) -> str:
+    return ", ".join(
+        f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in info.items()
+    )
 
 
 def train_run(
@@ -166,7 +215,11 @@ def train_run(
 
     t0 = time.perf_counter()
     budget = TimeBudget(cfg.get("max_minutes"), run.before_s, lambda: time.perf_counter())
+    if run.resumed is None:
+        run.prepare(seed, budget)
     status, reason, stopped, done = _loop(run, budget, progress)
+    if status == "ok" and run.solving and int(run.solver["W_solve_every"]):
+        run.resolve()  # the final W for the final MLPs
     if status == "ok" and not all(torch.isfinite(p).all() for p in model.parameters()):
         status, reason = "failed", "non-finite parameters after training"
     if status != "ok":
@@ -191,6 +244,8 @@ def train_run(
         "resumed_from_iteration": run.resumed,
         "stopped_by": stopped,
     }
+    if run.solving:
+        info["solver"] = run.solver_info
     write_outputs(out_dir, model, run.log, info)
     return info
 

@@ -32,7 +32,7 @@ from connectome_gnn.explore import (
     write_log,
     write_ucb_scores,
 )
-from connectome_gnn.explore._format import format_value
+from connectome_gnn.text import format_value
 
 WEIGHTS = {"connectivity_R2": 0.6, "cluster_accuracy": 0.4}
 BASE = {"lr_W": 1e-3, "lr": 5e-4, "lr_emb": 7.5e-4, "batch_size": 8}

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -41,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import load_schema
-from ..explore._format import format_value
+from ..text import format_value, mean_std_text, natural_key
 from .tables import (
     CLASSIFICATIONS,
     _numeric,
@@ -118,14 +117,6 @@ def _text(value) -> str:
     return format_value(value)
 
 
-def _natural_key(text: str) -> tuple:
-    return tuple(
-        (0, int(p), "") if p.lstrip("-").isdigit() else (1, 0, p)
-        for p in re.split(r"(-?\d+)", str(text))
-        if p
-    )
-
-
 def _filling(df: pd.DataFrame) -> pd.Series:
     if "filling_factor" in df.columns:
         return pd.to_numeric(df["filling_factor"], errors="coerce")
@@ -140,12 +131,6 @@ def _cv(std: float, mean: float) -> float:
 
 def _std(values: np.ndarray, ddof: int) -> float:
     return float(np.std(values, ddof=ddof)) if len(values) > ddof else math.nan
-
-
-def _mean_std_text(mean: float, std: float) -> str:
-    if not math.isfinite(mean):
-        return "n/a"
-    return f"{mean:.4f} ± {std:.4f}" if math.isfinite(std) else f"{mean:.4f}"
 
 
 def _run_labels(df: pd.DataFrame) -> pd.Series:
@@ -372,7 +357,7 @@ def replicate_cv(
             row[f"{m}_mean"] = mean
             row[f"{m}_std"] = std
             row[f"{m}_cv"] = _cv(std, mean)
-            row[f"{m}_mean_std"] = _mean_std_text(mean, std)
+            row[f"{m}_mean_std"] = mean_std_text(mean, std, ".4f", std_optional=True)
         records.append(row)
     return pd.DataFrame.from_records(records, columns=cols)
 
@@ -547,7 +532,7 @@ def sparsity_landscape(
 
 def _type_columns(runs: pd.DataFrame) -> list[str]:
     cols = [c for c in runs.columns if str(c).startswith(PER_TYPE_PREFIX)]
-    return sorted(cols, key=lambda c: _natural_key(c[len(PER_TYPE_PREFIX) :]))
+    return sorted(cols, key=lambda c: natural_key(c[len(PER_TYPE_PREFIX) :]))
 
 
 def per_type_recovery(runs: pd.DataFrame) -> pd.DataFrame:

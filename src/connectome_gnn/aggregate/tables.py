@@ -25,7 +25,6 @@ import json
 import math
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..io import DataError
+from ..io import DataError, atomic_path
+from ..text import as_float, mean_std_text, natural_key
 
 __all__ = [
     "CLASSIFICATIONS",
@@ -114,17 +114,6 @@ _SEED_DIR = re.compile(r"^seed(-?\d+)$")
 # --------------------------------------------------------------------------------------------
 
 
-def _as_float(value: Any) -> float:
-    """``value`` as a float; ``nan`` for None, non-numbers and non-finite values."""
-    if value is None or isinstance(value, bool | str):
-        return math.nan
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        return math.nan
-    return x if math.isfinite(x) else math.nan
-
-
 def classify(connectivity_R2: Any, cluster_accuracy: Any, status: Any = "ok") -> str:
     """Label a run from its connectivity R2 and clustering accuracy.
 
@@ -144,8 +133,8 @@ def classify(connectivity_R2: Any, cluster_accuracy: Any, status: Any = "ok") ->
     """
     if str(status).strip().lower() != "ok":
         return "failed"
-    r2 = _as_float(connectivity_R2)
-    acc = _as_float(cluster_accuracy)
+    r2 = as_float(connectivity_R2)
+    acc = as_float(cluster_accuracy)
     if math.isnan(r2) or math.isnan(acc):
         return "failed"
     if r2 > GOOD and acc > GOOD:
@@ -181,15 +170,6 @@ def _read_json_object(path: Path) -> dict:
     return data
 
 
-def _natural_key(text: str) -> tuple:
-    """Sort key putting ``t2`` before ``t10``."""
-    return tuple(
-        (0, int(part), "") if part.isdigit() else (1, 0, part)
-        for part in re.split(r"(\d+)", str(text))
-        if part
-    )
-
-
 def _scalar(value: Any) -> Any:
     """A value storable in one table cell: lists/tuples become JSON text."""
     if isinstance(value, list | tuple):
@@ -207,7 +187,7 @@ def _flatten(data: Mapping, prefix: str = "") -> dict[str, Any]:
         name = f"{prefix}{key}"
         if isinstance(value, Mapping):
             nested = _flatten(value, prefix=f"{name}_")
-            for sub in sorted(nested, key=_natural_key):
+            for sub in sorted(nested, key=natural_key):
                 out[sub] = nested[sub]
         else:
             out[name] = _scalar(value)
@@ -488,21 +468,6 @@ def _insert_after(columns: list[str], anchor: str, new: list[str]) -> list[str]:
     return columns[:pos] + new + columns[pos:]
 
 
-def _fmt(x: float) -> str:
-    """Compact number: 4 decimals, scientific for very small or large magnitudes."""
-    if x is None or not math.isfinite(x):
-        return "n/a"
-    if x == 0 or 1e-3 <= abs(x) < 1e5:
-        return f"{x:.4f}"
-    return f"{x:.3e}"
-
-
-def _mean_std_text(mean: float, std: float) -> str:
-    if mean is None or not math.isfinite(mean):
-        return "n/a"
-    return f"{_fmt(mean)} ± {_fmt(std)}"
-
-
 def default_replicate_metrics(df: pd.DataFrame) -> list[str]:
     """Metrics :func:`replicate_stats` summarises by default.
 
@@ -542,7 +507,7 @@ def replicate_stats(df: pd.DataFrame, metrics: Sequence[str] | None = None) -> p
         out[f"{m}_mean"] = means[m].astype("float64")
         out[f"{m}_std"] = stds[m].astype("float64")
         out[f"{m}_mean_std"] = [
-            _mean_std_text(a, b) for a, b in zip(out[f"{m}_mean"], out[f"{m}_std"], strict=True)
+            mean_std_text(a, b) for a, b in zip(out[f"{m}_mean"], out[f"{m}_std"], strict=True)
         ]
     out = out.reset_index()[cols]
     out["n_runs"] = out["n_runs"].astype("int64")
@@ -638,22 +603,9 @@ def _parquet_safe(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` on a temporary sibling, then rename it onto ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def _write_text(path: Path, text: str) -> None:
-    _atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def write_table(
@@ -672,8 +624,10 @@ def write_table(
     paths = {ext: stem.with_name(f"{stem.name}.{ext}") for ext in ("parquet", "csv", "md")}
     safe = _parquet_safe(df)
     safe.attrs = {}  # keep parquet metadata small and JSON-clean
-    _atomic_write(paths["parquet"], lambda tmp: safe.to_parquet(tmp, index=False, engine="pyarrow"))
-    _atomic_write(paths["csv"], lambda tmp: df.to_csv(tmp, index=False))
+    with atomic_path(paths["parquet"]) as tmp:
+        safe.to_parquet(tmp, index=False, engine="pyarrow")
+    with atomic_path(paths["csv"]) as tmp:
+        df.to_csv(tmp, index=False)
     view = df if markdown_columns is None else df[[c for c in markdown_columns if c in df]]
     _write_text(paths["md"], to_markdown(view, floatfmt=floatfmt) + "\n")
     return paths

@@ -33,7 +33,7 @@ import pandas as pd
 
 from ..aggregate.tables import write_table
 from ..io import atomic_path
-from ._format import as_float, format_value
+from ..text import as_float, format_value
 from .experiment import space_of
 from .tree import ExplorationTree, Node
 

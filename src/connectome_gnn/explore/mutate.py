@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 
 from ..config import ConfigError, load_schema
-from ._format import plain
+from ..text import plain
 
 __all__ = [
     "SIGNAL_SPACE",

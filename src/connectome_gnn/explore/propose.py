@@ -31,7 +31,7 @@ import yaml
 
 from ..config import validate
 from ..io import atomic_path
-from ._format import format_mutation, plain
+from ..text import format_mutation, plain
 from .experiment import space_of
 from .mutate import ParamSpec, mutate, slot_rng
 from .tree import ExplorationTree, Node

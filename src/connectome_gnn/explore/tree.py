@@ -55,7 +55,7 @@ import yaml
 from ..aggregate.tables import KNOWN_METRICS, classify
 from ..config import ConfigError, format_sparsity, load_yaml, validate
 from ..io import DataError, atomic_path, read_json
-from ._format import as_float, format_mutation, plain
+from ..text import as_float, format_mutation, plain
 from .experiment import load_experiment
 
 __all__ = [

@@ -33,7 +33,7 @@ import pandas as pd
 
 from ..aggregate.tables import write_table
 from ..io import atomic_path
-from ._format import as_float
+from ..text import as_float
 from .tree import ExplorationError, ExplorationTree, Node, compute_visits
 
 __all__ = [

@@ -4,7 +4,7 @@
 #   snakemake --report results/report.html
 rule aggregate:
     input:
-        metrics=run_targets("metrics.json"),
+        metrics=run_targets(METRICS),
     output:
         summary_outputs(),
         runs=report(summary_csv("runs"), caption="../report/runs.rst", category="Summary"),
@@ -18,13 +18,13 @@ rule aggregate:
             category="Summary",
         ),
         analysis=report(
-            directory(f"{RESULTS}/summary/analysis"),
+            directory(summary_file(ANALYSIS)),
             patterns=["{name}.png", "{name}.csv"],
             caption="../report/analysis.rst",
             category="Analysis",
         ),
     log:
-        f"{RESULTS}/logs/aggregate/aggregate.log",
+        results_path(AGGREGATE_LOG),
     conda:
         "../envs/cpu.yaml"
     params:

@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import load_schema
+from ..layout import SUMMARY_MARKDOWN
 from ..text import format_value, mean_std_text, natural_key
 from .tables import (
     CLASSIFICATIONS,
@@ -930,7 +931,7 @@ def exploration_summary(
         sections += ["", heading, "", to_markdown(shown)]
     from ..io import atomic_path
 
-    with atomic_path(out_dir / "summary.md") as tmp:
+    with atomic_path(out_dir / SUMMARY_MARKDOWN) as tmp:
         tmp.write_text("\n".join(sections) + "\n", encoding="utf-8")
     if plots:
         if "node_id" in runs.columns and "parent" in runs.columns:

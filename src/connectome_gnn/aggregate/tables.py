@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from ..io import DataError, atomic_path
+from ..layout import RUN_CONFIG, SUMMARY_MARKDOWN, TABLE_FORMATS, TRAIN, parse_run_dir
 from ..text import as_float, mean_std_text, natural_key
 
 __all__ = [
@@ -51,8 +51,7 @@ __all__ = [
     "write_table",
 ]
 
-METRICS_FILE = "metrics.json"
-RUN_CONFIG_FILE = Path("train") / "run_config.json"
+RUN_CONFIG_FILE = Path(TRAIN) / RUN_CONFIG
 
 #: Columns identifying a run; the runs table starts with them.
 ID_COLUMNS = ("model", "sparsity", "filling_factor", "cfg", "seed")
@@ -106,7 +105,6 @@ KNOWN_METRICS = (
 # columns that are added by the aggregator itself; a training parameter never takes these names
 _DERIVED_COLUMNS = ("filling_factor", "classification", "run_dir", "score", "n_runs", "n_ok")
 _ID_KEYS = ("model", "sparsity", "cfg", "seed")
-_SEED_DIR = re.compile(r"^seed(-?\d+)$")
 
 
 # --------------------------------------------------------------------------------------------
@@ -213,20 +211,6 @@ def _filling_factor(value: Any) -> float:
     return x
 
 
-def _ids_from_path(path: Path) -> dict[str, Any]:
-    """Identity recovered from ``.../{model}/{sparsity}/{cfg}/seed{seed}/metrics.json``."""
-    run_dir = path.parent
-    match = _SEED_DIR.match(run_dir.name)
-    if not match or len(run_dir.parents) < 3:
-        return {}
-    return {
-        "seed": int(match.group(1)),
-        "cfg": run_dir.parent.name,
-        "sparsity": run_dir.parent.parent.name,
-        "model": run_dir.parent.parent.parent.name,
-    }
-
-
 def _read_run(metrics_path: Path) -> dict[str, Any]:
     """Raw parts of one run: flattened metrics, training params, simulation settings."""
     metrics = _read_json_object(metrics_path)
@@ -239,7 +223,7 @@ def _read_run(metrics_path: Path) -> dict[str, Any]:
         value = metrics.get(key, config.get(key))
         if value is None:
             if from_path is None:
-                from_path = _ids_from_path(metrics_path)
+                from_path = parse_run_dir(metrics_path) or {}
             value = from_path.get(key)
         if value is None:
             raise DataError(f"{metrics_path}: no {key!r} in the file, its run_config or its path")
@@ -621,7 +605,7 @@ def write_table(
     CSV files always hold every column).  Returns the written paths by suffix.
     """
     stem = Path(stem)
-    paths = {ext: stem.with_name(f"{stem.name}.{ext}") for ext in ("parquet", "csv", "md")}
+    paths = {ext: stem.with_name(f"{stem.name}.{ext}") for ext in TABLE_FORMATS}
     safe = _parquet_safe(df)
     safe.attrs = {}  # keep parquet metadata small and JSON-clean
     with atomic_path(paths["parquet"]) as tmp:
@@ -710,7 +694,7 @@ def aggregate(
         write_table(table, out_dir / name, markdown_columns=views[name])
         view = table[[c for c in views[name] if c in table]]
         sections += ["", _HEADINGS[name], "", to_markdown(view)]
-    _write_text(out_dir / "summary.md", "\n".join(sections) + "\n")
+    _write_text(out_dir / SUMMARY_MARKDOWN, "\n".join(sections) + "\n")
     if analysis_dir is not None:
         from .exploration import exploration_summary
 

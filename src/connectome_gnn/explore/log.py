@@ -33,6 +33,7 @@ import pandas as pd
 
 from ..aggregate.tables import write_table
 from ..io import atomic_path
+from ..layout import ITERATION_LOG, ITERATIONS
 from ..text import as_float, format_value
 from .experiment import space_of
 from .tree import ExplorationTree, Node
@@ -177,8 +178,8 @@ def write_log(tree: ExplorationTree, directory: str | os.PathLike | None = None)
     """Write ``iteration_log.md`` and ``iterations.{parquet,csv,md}``; returns the paths."""
     directory = Path(tree.directory if directory is None else directory)
     table = iteration_table(tree)
-    paths = write_table(table, directory / "iterations", markdown_columns=_TABLE_VIEW)
-    md = directory / "iteration_log.md"
+    paths = write_table(table, directory / ITERATIONS, markdown_columns=_TABLE_VIEW)
+    md = directory / ITERATION_LOG
     with atomic_path(md) as tmp:
         tmp.write_text(format_log(tree), encoding="utf-8")
     paths["log"] = md

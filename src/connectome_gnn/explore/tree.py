@@ -55,6 +55,7 @@ import yaml
 from ..aggregate.tables import KNOWN_METRICS, classify
 from ..config import ConfigError, format_sparsity, load_yaml, validate
 from ..io import DataError, atomic_path, read_json
+from ..layout import NODES
 from ..text import as_float, format_mutation, plain
 from .experiment import load_experiment
 
@@ -68,7 +69,7 @@ __all__ = [
     "compute_score",
 ]
 
-NODES_FILE = "nodes.yaml"
+NODES_FILE = NODES
 FORMAT_VERSION = 1
 STATUSES = ("pending", "running", "ok", "failed")
 FINISHED = ("ok", "failed")

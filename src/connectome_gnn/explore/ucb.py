@@ -33,6 +33,7 @@ import pandas as pd
 
 from ..aggregate.tables import write_table
 from ..io import atomic_path
+from ..layout import UCB_SCORES
 from ..text import as_float
 from .tree import ExplorationError, ExplorationTree, Node, compute_visits
 
@@ -239,8 +240,8 @@ def write_ucb_scores(
     """
     directory = Path(tree.directory if directory is None else directory)
     table = ucb_table(tree, block=block, c=c, form=form)
-    paths = write_table(table, directory / "ucb_scores", floatfmt=".4f")
-    txt = directory / "ucb_scores.txt"
+    paths = write_table(table, directory / UCB_SCORES, floatfmt=".4f")
+    txt = directory / f"{UCB_SCORES}.txt"
     with atomic_path(txt) as tmp:
         tmp.write_text(format_ucb_lines(table), encoding="utf-8")
     paths["txt"] = txt

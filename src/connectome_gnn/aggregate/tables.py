@@ -1,10 +1,10 @@
-"""Aggregate per-run ``metrics.json`` files into summary tables.
+"""The run tables of rule aggregate, from per-run ``metrics.json`` files.
 
 Each trained run lives at ``results/{model}/{sparsity}/{cfg}/seed{seed}/`` and holds a flat
 ``metrics.json`` plus (optionally) ``train/run_config.json``.  This module only reads those JSON
 files - it never imports torch - so aggregating a thousand runs takes a few seconds.
 
-Tables produced by :func:`aggregate`:
+Tables (written by :func:`.report.aggregate`):
 
 ``runs``
     one row per run: identity columns, every metric (nested objects such as ``per_type_R2``
@@ -31,79 +31,49 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..io import DataError, atomic_path
-from ..layout import RUN_CONFIG, SUMMARY_MARKDOWN, TABLE_FORMATS, TRAIN, parse_run_dir
+from ..io import DataError
+from ..layout import RUN_CONFIG, TRAIN, parse_run_dir
 from ..text import as_float, mean_std_text, natural_key
+from .columns import (
+    CELL_KEYS,
+    CORE_METRICS,
+    HEADLINE_METRICS,
+    ID_COLUMNS,
+    KNOWN_METRICS,
+    REPLICATE_KEYS,
+    group_sizes,
+    is_ok,
+    numeric,
+    sort_runs,
+)
 
 __all__ = [
     "CLASSIFICATIONS",
-    "CORE_METRICS",
     "DEFAULT_SCORE_WEIGHTS",
-    "KNOWN_METRICS",
-    "aggregate",
     "best_runs",
     "classification_counts",
     "classify",
     "default_replicate_metrics",
     "load_runs",
     "replicate_stats",
-    "to_markdown",
-    "write_table",
 ]
 
 RUN_CONFIG_FILE = Path(TRAIN) / RUN_CONFIG
 
-#: Columns identifying a run; the runs table starts with them.
-ID_COLUMNS = ("model", "sparsity", "filling_factor", "cfg", "seed")
-#: Group keys of :func:`best_runs` / :func:`classification_counts`.
-CELL_KEYS = ["model", "sparsity"]
-#: Group keys of :func:`replicate_stats`.
-REPLICATE_KEYS = ["model", "sparsity", "cfg"]
-
 #: Classification labels, best first.
 CLASSIFICATIONS = ("converged", "partial-W", "partial-E", "partial", "failed")
+
 #: Threshold above which connectivity / clustering counts as recovered.
 GOOD = 0.9
+
 #: Threshold below which both together count as a failure.
 BAD = 0.1
 
 DEFAULT_SCORE_WEIGHTS: dict[str, float] = {"connectivity_R2": 0.6, "cluster_accuracy": 0.4}
 
-#: Metrics always summarised by :func:`replicate_stats` (NaN when absent).
-CORE_METRICS = (
-    "connectivity_R2",
-    "cluster_accuracy",
-    "test_R2",
-    "test_pearson",
-    "final_loss",
-    "training_time_min",
-)
-#: Every scalar metric name known to the aggregator (families may add more, e.g. tau_R2).
-KNOWN_METRICS = (
-    "connectivity_R2",
-    "connectivity_R2_raw",
-    "connectivity_slope",
-    "W_pearson",
-    "sign_match",
-    "MagRatio",
-    "in_sum_pearson",
-    "out_sum_pearson",
-    "cluster_accuracy",
-    "cluster_accuracy_single_linkage",
-    "test_R2",
-    "test_pearson",
-    "tau_R2",
-    "V_rest_R2",
-    "tau_R2_active",
-    "V_rest_R2_active",
-    "tau_R2_identifiable",
-    "V_rest_R2_identifiable",
-    "final_loss",
-    "training_time_min",
-)
-
 # columns that are added by the aggregator itself; a training parameter never takes these names
 _DERIVED_COLUMNS = ("filling_factor", "classification", "run_dir", "score", "n_runs", "n_ok")
+
 _ID_KEYS = ("model", "sparsity", "cfg", "seed")
 
 
@@ -269,20 +239,6 @@ def _normalise_paths(metrics_paths: Iterable[str | os.PathLike] | str | os.PathL
     return [Path(p) for p in metrics_paths]
 
 
-def _sort_runs(df: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
-    """Sort by model, numeric sparsity (then its text), cfg, seed - whichever are given."""
-    by = []
-    for key in keys:
-        if key == "sparsity":
-            by += ["filling_factor", "sparsity"]
-        else:
-            by.append(key)
-    by = [c for c in by if c in df.columns]
-    if not by or df.empty:
-        return df.reset_index(drop=True)
-    return df.sort_values(by, kind="stable", na_position="last").reset_index(drop=True)
-
-
 def load_runs(metrics_paths: Iterable[str | os.PathLike] | str | os.PathLike) -> pd.DataFrame:
     """Load runs into a DataFrame, one row per ``metrics.json``.
 
@@ -354,7 +310,7 @@ def load_runs(metrics_paths: Iterable[str | os.PathLike] | str | os.PathLike) ->
     if not df.empty:
         df["seed"] = df["seed"].astype("int64")
         df["filling_factor"] = df["filling_factor"].astype("float64")
-    df = _sort_runs(df, REPLICATE_KEYS + ["seed"])
+    df = sort_runs(df, REPLICATE_KEYS + ["seed"])
     # scalar metrics (not flattened nested objects): the columns of the markdown views
     df.attrs["metric_columns"] = [c for c in rest_metrics if c not in nested_cols]
     return df
@@ -363,33 +319,6 @@ def load_runs(metrics_paths: Iterable[str | os.PathLike] | str | os.PathLike) ->
 # --------------------------------------------------------------------------------------------
 # derived tables
 # --------------------------------------------------------------------------------------------
-
-
-def _numeric(df: pd.DataFrame, column: str) -> pd.Series:
-    """Column as floats (NaN where missing or not numeric); all-NaN if the column is absent."""
-    if column not in df.columns:
-        return pd.Series(np.nan, index=df.index, dtype="float64")
-    values = pd.to_numeric(df[column], errors="coerce").astype("float64")
-    return values.where(np.isfinite(values))
-
-
-def _is_ok(df: pd.DataFrame) -> pd.Series:
-    if "status" not in df.columns:
-        return pd.Series(True, index=df.index)
-    return df["status"].astype("string").str.strip().str.lower().eq("ok").fillna(False)
-
-
-def _group_sizes(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """Per group: its keys, filling_factor, n_runs and n_ok, in first-seen order."""
-    frame = df[keys].copy()
-    frame["filling_factor"] = df["filling_factor"] if "filling_factor" in df else np.nan
-    frame["_ok"] = _is_ok(df).astype("int64")
-    sizes = frame.groupby(keys, sort=False, dropna=False).agg(
-        filling_factor=("filling_factor", "first"),
-        n_runs=("_ok", "size"),
-        n_ok=("_ok", "sum"),
-    )
-    return sizes.reset_index()
 
 
 def best_runs(df: pd.DataFrame, score_weights: Mapping[str, float] | None = None) -> pd.DataFrame:
@@ -412,11 +341,11 @@ def best_runs(df: pd.DataFrame, score_weights: Mapping[str, float] | None = None
 
     score = pd.Series(0.0, index=df.index)
     for metric, weight in weights.items():
-        score = score + float(weight) * _numeric(df, metric)
-    score = score.where(_is_ok(df))
+        score = score + float(weight) * numeric(df, metric)
+    score = score.where(is_ok(df))
     scored = df.assign(score=score)
 
-    sizes = _group_sizes(df, CELL_KEYS)
+    sizes = group_sizes(df, CELL_KEYS)
     records = []
     groups = scored.groupby(CELL_KEYS, sort=False, dropna=False)
     for _, cell in sizes.iterrows():
@@ -441,7 +370,7 @@ def best_runs(df: pd.DataFrame, score_weights: Mapping[str, float] | None = None
     out = pd.DataFrame.from_records(records, columns=cols)
     out["seed"] = pd.to_numeric(out["seed"], errors="coerce").astype("Int64")
     out["score"] = pd.to_numeric(out["score"], errors="coerce").astype("float64")
-    out = _sort_runs(out, CELL_KEYS)
+    out = sort_runs(out, CELL_KEYS)
     out.attrs = dict(df.attrs)
     return out
 
@@ -478,9 +407,9 @@ def replicate_stats(df: pd.DataFrame, metrics: Sequence[str] | None = None) -> p
     if df.empty:
         return pd.DataFrame(columns=cols)
 
-    sizes = _group_sizes(df, REPLICATE_KEYS).set_index(REPLICATE_KEYS)
-    ok = _is_ok(df)
-    values = pd.DataFrame({m: _numeric(df, m) for m in metrics}, index=df.index)
+    sizes = group_sizes(df, REPLICATE_KEYS).set_index(REPLICATE_KEYS)
+    ok = is_ok(df)
+    values = pd.DataFrame({m: numeric(df, m) for m in metrics}, index=df.index)
     values = pd.concat([df[REPLICATE_KEYS], values], axis=1)[ok]
     grouped = values.groupby(REPLICATE_KEYS, sort=False, dropna=False)
     means = grouped[metrics].mean().reindex(sizes.index)
@@ -496,7 +425,7 @@ def replicate_stats(df: pd.DataFrame, metrics: Sequence[str] | None = None) -> p
     out = out.reset_index()[cols]
     out["n_runs"] = out["n_runs"].astype("int64")
     out["n_ok"] = out["n_ok"].astype("int64")
-    return _sort_runs(out, REPLICATE_KEYS)
+    return sort_runs(out, REPLICATE_KEYS)
 
 
 def classification_counts(df: pd.DataFrame) -> pd.DataFrame:
@@ -508,7 +437,7 @@ def classification_counts(df: pd.DataFrame) -> pd.DataFrame:
     cols = [*CELL_KEYS, "filling_factor", *CLASSIFICATIONS, "n_runs"]
     if df.empty:
         return pd.DataFrame(columns=cols)
-    sizes = _group_sizes(df, CELL_KEYS).set_index(CELL_KEYS)
+    sizes = group_sizes(df, CELL_KEYS).set_index(CELL_KEYS)
     labels = df["classification"] if "classification" in df else pd.Series("failed", df.index)
     counts = (
         pd.crosstab([df["model"], df["sparsity"]], labels.astype("string"))
@@ -519,184 +448,4 @@ def classification_counts(df: pd.DataFrame) -> pd.DataFrame:
     out = pd.concat([sizes[["filling_factor"]], counts, sizes[["n_runs"]]], axis=1)
     out = out.reset_index()[cols]
     out.columns.name = None
-    return _sort_runs(out, CELL_KEYS)
-
-
-# --------------------------------------------------------------------------------------------
-# output
-# --------------------------------------------------------------------------------------------
-
-
-def to_markdown(df: pd.DataFrame, floatfmt: str = ".4f") -> str:
-    """GitHub-flavoured markdown table of ``df`` (no index), via ``DataFrame.to_markdown``.
-
-    Floats are formatted with ``floatfmt``; text columns are shown verbatim (so a sparsity
-    ``"0.5"`` stays ``0.5``) and missing values are left blank.  Numeric columns are
-    right-aligned.  Needs ``tabulate``.
-    """
-    if df.columns.empty:
-        return "_(no columns)_"
-    if df.empty:
-        return "| " + " | ".join(map(str, df.columns)) + " |\n" + "|---" * len(df.columns) + "|"
-    cells = {}
-    align = []
-    for i in range(df.shape[1]):
-        series = df.iloc[:, i]
-        numeric = pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
-        align.append("right" if numeric else "left")
-        cells[i] = [_cell(v, floatfmt) for v in series.tolist()]
-    view = pd.DataFrame(cells, index=range(len(df)))
-    view.columns = [str(c) for c in df.columns]
-    return view.to_markdown(index=False, disable_numparse=True, colalign=align)
-
-
-def _cell(value: Any, floatfmt: str) -> str:
-    """Text of one markdown cell: floats via ``floatfmt``, missing values blank."""
-    if value is None or value is pd.NA or value is pd.NaT:
-        return ""
-    if isinstance(value, float | np.floating):
-        return "" if math.isnan(value) else format(float(value), floatfmt)
-    return str(value)
-
-
-def _parquet_safe(df: pd.DataFrame) -> pd.DataFrame:
-    """Copy of ``df`` whose object columns pyarrow can store.
-
-    Object columns holding only numbers become floats; columns mixing types (say a parameter
-    that is a number in one run and text in another) become text.  Missing values stay missing.
-    """
-    out = df.copy()
-    for col in out.columns:
-        series = out[col]
-        if series.dtype != object:
-            continue
-        present = series[series.notna()]
-        kinds = {type(v) for v in present}
-        if not kinds:
-            continue
-        if all(issubclass(k, int | float | np.integer | np.floating) for k in kinds) and not any(
-            issubclass(k, bool | np.bool_) for k in kinds
-        ):
-            if len(kinds) > 1:
-                out[col] = pd.to_numeric(series, errors="coerce")
-            continue
-        if len(kinds) > 1 or any(issubclass(k, Mapping | list | tuple) for k in kinds):
-            out[col] = series.map(
-                lambda v: v if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
-            ).astype(object)
-    return out
-
-
-def _write_text(path: Path, text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-
-
-def write_table(
-    df: pd.DataFrame,
-    stem: str | os.PathLike,
-    markdown_columns: Sequence[str] | None = None,
-    floatfmt: str = ".4f",
-) -> dict[str, Path]:
-    """Write ``<stem>.parquet``, ``<stem>.csv`` and ``<stem>.md``, each atomically.
-
-    Each file is written to a temporary sibling first and renamed into place, so readers never
-    see a half-written table.  ``markdown_columns`` restricts the markdown view (the parquet and
-    CSV files always hold every column).  Returns the written paths by suffix.
-    """
-    stem = Path(stem)
-    paths = {ext: stem.with_name(f"{stem.name}.{ext}") for ext in TABLE_FORMATS}
-    safe = _parquet_safe(df)
-    safe.attrs = {}  # keep parquet metadata small and JSON-clean
-    with atomic_path(paths["parquet"]) as tmp:
-        safe.to_parquet(tmp, index=False, engine="pyarrow")
-    with atomic_path(paths["csv"]) as tmp:
-        df.to_csv(tmp, index=False)
-    view = df if markdown_columns is None else df[[c for c in markdown_columns if c in df]]
-    _write_text(paths["md"], to_markdown(view, floatfmt=floatfmt) + "\n")
-    return paths
-
-
-def _markdown_views(tables: dict[str, pd.DataFrame]) -> dict[str, list[str]]:
-    """Readable column subsets for the markdown files (parquet/CSV keep everything)."""
-    runs = tables["runs"]
-    metric_cols = [m for m in HEADLINE_METRICS if m in runs]
-    ident = ["model", "sparsity", "cfg", "seed", "status", "classification"]
-    replicates = tables["replicates"]
-    return {
-        "runs": [*ident, *metric_cols, "reason"],
-        "best": [*ident, "score", "n_runs", "n_ok", *metric_cols, "reason"],
-        "replicates": [
-            *REPLICATE_KEYS,
-            "n_runs",
-            "n_ok",
-            *[f"{m}_mean_std" for m in HEADLINE_METRICS if f"{m}_mean_std" in replicates],
-        ],
-        "classification": [*CELL_KEYS, *CLASSIFICATIONS, "n_runs"],
-    }
-
-
-# metrics shown in the markdown views (parquet/CSV keep every column)
-HEADLINE_METRICS = (
-    "connectivity_R2",
-    "cluster_accuracy",
-    "tau_R2",
-    "V_rest_R2",
-    "test_R2",
-    "test_pearson",
-    "final_loss",
-    "training_time_min",
-)
-
-_HEADINGS = {
-    "runs": "## All runs",
-    "best": "## Best run per (model, sparsity)",
-    "replicates": "## Replicates (mean ± std)",
-    "classification": "## Classification",
-}
-
-
-def aggregate(
-    metrics_paths: Iterable[str | os.PathLike] | str | os.PathLike,
-    out_dir: str | os.PathLike,
-    score_weights: Mapping[str, float] | None = None,
-    analysis_dir: str | os.PathLike | None = None,
-) -> dict[str, pd.DataFrame]:
-    """Load runs and write every summary table into ``out_dir``.
-
-    With ``analysis_dir``, the exploration-style analysis of the same runs (parameter effects,
-    replicate CV, variance per config, Pareto front, sparsity landscape, per-type recovery,
-    type-difficulty correlation, and their plots; :func:`connectome_gnn.aggregate.exploration.
-    exploration_summary`) is written there too.
-
-    Writes ``runs``, ``best``, ``replicates`` and ``classification`` as ``.parquet``, ``.csv``
-    and ``.md`` (see :func:`write_table`; the markdown files show a readable column subset)
-    plus ``summary.md`` with all markdown tables under headings.  Only JSON files are read.
-
-    Returns the four DataFrames keyed by table name.
-    """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    runs = load_runs(metrics_paths)
-    tables = {
-        "runs": runs,
-        "best": best_runs(runs, score_weights),
-        "replicates": replicate_stats(runs),
-        "classification": classification_counts(runs),
-    }
-    views = _markdown_views(tables)
-    sections = [
-        "# Aggregate summary",
-        "",
-        f"{len(runs)} runs, {int(_is_ok(runs).sum()) if len(runs) else 0} with status ok.",
-    ]
-    for name, table in tables.items():
-        write_table(table, out_dir / name, markdown_columns=views[name])
-        view = table[[c for c in views[name] if c in table]]
-        sections += ["", _HEADINGS[name], "", to_markdown(view)]
-    _write_text(out_dir / SUMMARY_MARKDOWN, "\n".join(sections) + "\n")
-    if analysis_dir is not None:
-        from .exploration import exploration_summary
-
-        exploration_summary(runs, analysis_dir, score_weights)
-    return tables
+    return sort_runs(out, CELL_KEYS)

@@ -26,6 +26,7 @@ from pathlib import Path
 import yaml
 
 from .. import layout
+from ..aggregate.report import exploration_summary
 from ..config import ConfigError, load_workflow_config, load_yaml
 from ..io import atomic_path
 from .experiment import load_experiment
@@ -156,8 +157,6 @@ class Explorer:
         return rc
 
     def write_reports(self) -> None:
-        from ..aggregate.exploration import exploration_summary
-
         write_ucb_scores(self.tree)
         write_log(self.tree)
         exploration_summary(

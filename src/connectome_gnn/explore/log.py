@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..aggregate.tables import write_table
+from ..aggregate.output import write_table
 from ..io import atomic_path
 from ..layout import ITERATION_LOG, ITERATIONS
 from ..text import as_float, format_value

@@ -52,7 +52,8 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from ..aggregate.tables import KNOWN_METRICS, classify
+from ..aggregate.columns import KNOWN_METRICS
+from ..aggregate.tables import classify
 from ..config import ConfigError, format_sparsity, load_yaml, validate
 from ..io import DataError, atomic_path, read_json
 from ..layout import NODES

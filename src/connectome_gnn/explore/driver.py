@@ -31,8 +31,9 @@ from ..config import ConfigError, load_workflow_config, load_yaml
 from ..io import atomic_path
 from .experiment import load_experiment
 from .log import write_log
+from .node import ExplorationError, Node
 from .propose import propose_batch, write_configs
-from .tree import ExplorationError, ExplorationTree, Node
+from .tree import ExplorationTree
 from .ucb import write_ucb_scores
 
 Runner = Callable[[list[str]], int]

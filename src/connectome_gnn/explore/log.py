@@ -36,7 +36,8 @@ from ..io import atomic_path
 from ..layout import ITERATION_LOG, ITERATIONS
 from ..text import as_float, format_value
 from .experiment import space_of
-from .tree import ExplorationTree, Node
+from .node import Node
+from .tree import ExplorationTree
 
 __all__ = ["LOG_METRICS", "config_params", "format_log", "iteration_table", "write_log"]
 

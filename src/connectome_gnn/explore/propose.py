@@ -35,7 +35,8 @@ from ..layout import EXPLORATION_CONFIGS
 from ..text import format_mutation, plain
 from .experiment import space_of
 from .mutate import ParamSpec, mutate, slot_rng
-from .tree import ExplorationTree, Node
+from .node import Node
+from .tree import ExplorationTree
 from .ucb import select_parents
 
 __all__ = ["propose_batch", "write_configs"]

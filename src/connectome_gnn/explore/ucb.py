@@ -35,7 +35,8 @@ from ..aggregate.output import write_table
 from ..io import atomic_path
 from ..layout import UCB_SCORES
 from ..text import as_float
-from .tree import ExplorationError, ExplorationTree, Node, compute_visits
+from .node import ExplorationError, Node, compute_visits
+from .tree import ExplorationTree
 
 __all__ = [
     "FORMS",

@@ -1,5 +1,7 @@
-# Reads only metrics.json (+ run_config.json) files. Regenerate every table, plot and the report
-# without retraining (mtime triggers: edits of training code or configs do not force reruns):
+# Reads only metrics.json (+ run_config.json) files; each run is scored with the weights of the
+# family its metrics.json names (connectome_gnn.aggregate.scores). Regenerate every table, plot
+# and the report without retraining (mtime triggers: edits of training code or configs do not
+# force reruns):
 #   snakemake aggregate --forcerun aggregate --rerun-triggers mtime --cores 1
 #   snakemake --report results/report.html
 rule aggregate:
@@ -27,7 +29,5 @@ rule aggregate:
         results_path(AGGREGATE_LOG),
     conda:
         "../envs/cpu.yaml"
-    params:
-        score_weights=get_score_weights(),
     script:
         "../scripts/aggregate.py"

@@ -130,13 +130,6 @@ def get_run_id(wildcards):
     }
 
 
-def get_score_weights():
-    from connectome_gnn.families import get_family
-
-    families = {config["models"][m]["family"] for m in GRID["model"]}
-    return get_family(sorted(families)[0]).score_weights
-
-
 def train_mem_mb(wildcards, attempt):
     return 8000 * attempt
 

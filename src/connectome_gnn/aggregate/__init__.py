@@ -3,6 +3,7 @@
 Modules, each importing only those above it:
 
 - :mod:`.columns`: the key columns and metric names of a runs table, column helpers;
+- :mod:`.scores`: the score of a run, with the weights of its family;
 - :mod:`.output`: parquet / CSV / markdown writing;
 - :mod:`.tables`: :func:`load_runs` and the tables of rule aggregate (``best``,
   ``replicates``, ``classification``; the table layouts are described there);
@@ -14,9 +15,9 @@ Modules, each importing only those above it:
 from .columns import CORE_METRICS, KNOWN_METRICS
 from .output import to_markdown, write_table
 from .report import aggregate, exploration_summary
+from .scores import family_score_weights, row_scores
 from .tables import (
     CLASSIFICATIONS,
-    DEFAULT_SCORE_WEIGHTS,
     best_runs,
     classification_counts,
     classify,
@@ -28,7 +29,6 @@ from .tables import (
 __all__ = [
     "CLASSIFICATIONS",
     "CORE_METRICS",
-    "DEFAULT_SCORE_WEIGHTS",
     "KNOWN_METRICS",
     "aggregate",
     "best_runs",
@@ -36,8 +36,10 @@ __all__ = [
     "classify",
     "default_replicate_metrics",
     "exploration_summary",
+    "family_score_weights",
     "load_runs",
     "replicate_stats",
+    "row_scores",
     "to_markdown",
     "write_table",
 ]

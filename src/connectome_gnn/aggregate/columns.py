@@ -2,6 +2,10 @@
 
 A *runs table* is the DataFrame of :func:`.tables.load_runs` (one row per ``metrics.json``) or
 of ``ExplorationTree.to_frame`` (one row per exploration node, same column conventions).
+
+The metric names are the generic ones (the analysis computes them for every family) and those
+the families declare (``metric_names``, ``headline_metrics``, ``pareto_metrics``), which
+:mod:`connectome_gnn.families` reads without importing a family module.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from ..families import available_families, family_declaration
+
 __all__ = [
     "CELL_KEYS",
     "CORE_METRICS",
@@ -18,7 +24,10 @@ __all__ = [
     "HEADLINE_METRICS",
     "KNOWN_METRICS",
     "PARETO_METRICS",
+    "RECOVERY_METRICS",
     "REPLICATE_KEYS",
+    "TRAINING_METRICS",
+    "declared_metrics",
     "group_sizes",
     "is_ok",
     "numeric",
@@ -44,8 +53,8 @@ CORE_METRICS = (
     "training_time_min",
 )
 
-#: Every scalar metric name known to the aggregator (families may add more, e.g. tau_R2).
-KNOWN_METRICS = (
+#: Metrics of the analysis of every family (model recovery and rollout), in table order.
+RECOVERY_METRICS = (
     "connectivity_R2",
     "connectivity_R2_raw",
     "connectivity_slope",
@@ -58,28 +67,39 @@ KNOWN_METRICS = (
     "cluster_accuracy_single_linkage",
     "test_R2",
     "test_pearson",
-    "tau_R2",
-    "V_rest_R2",
-    "tau_R2_active",
-    "V_rest_R2_active",
-    "tau_R2_identifiable",
-    "V_rest_R2_identifiable",
-    "final_loss",
-    "training_time_min",
 )
+#: Metrics of the training of every run (train_info.json).
+TRAINING_METRICS = ("final_loss", "training_time_min")
+
+
+def declared_metrics(key: str) -> tuple[str, ...]:
+    """The metric names every registered family declares under ``key`` (``metric_names``,
+    ``headline_metrics`` or ``pareto_metrics``; see :class:`connectome_gnn.families.Family`),
+    family by family in name order, each once."""
+    names: dict[str, None] = {}
+    for family in available_families():
+        names.update(dict.fromkeys(family_declaration(family, key)))
+    return tuple(names)
+
+
+#: Every scalar metric name known to the aggregator: the generic ones and every family's.
+KNOWN_METRICS = (*RECOVERY_METRICS, *declared_metrics("metric_names"), *TRAINING_METRICS)
 #: Metrics shown in the markdown views (parquet/CSV keep every column).
 HEADLINE_METRICS = (
     "connectivity_R2",
     "cluster_accuracy",
-    "tau_R2",
-    "V_rest_R2",
+    *declared_metrics("headline_metrics"),
     "test_R2",
     "test_pearson",
-    "final_loss",
-    "training_time_min",
+    *TRAINING_METRICS,
 )
 #: Metrics of the Pareto front and the default metrics of the other tables (those present).
-PARETO_METRICS = ("connectivity_R2", "cluster_accuracy", "test_R2", "tau_R2", "V_rest_R2")
+PARETO_METRICS = (
+    "connectivity_R2",
+    "cluster_accuracy",
+    "test_R2",
+    *declared_metrics("pareto_metrics"),
+)
 
 
 def numeric(df: pd.DataFrame, column: str) -> pd.Series:

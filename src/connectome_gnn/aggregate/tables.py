@@ -46,10 +46,10 @@ from .columns import (
     numeric,
     sort_runs,
 )
+from .scores import row_scores, weighted_metrics
 
 __all__ = [
     "CLASSIFICATIONS",
-    "DEFAULT_SCORE_WEIGHTS",
     "best_runs",
     "classification_counts",
     "classify",
@@ -68,8 +68,6 @@ GOOD = 0.9
 
 #: Threshold below which both together count as a failure.
 BAD = 0.1
-
-DEFAULT_SCORE_WEIGHTS: dict[str, float] = {"connectivity_R2": 0.6, "cluster_accuracy": 0.4}
 
 # columns that are added by the aggregator itself; a training parameter never takes these names
 _DERIVED_COLUMNS = ("filling_factor", "classification", "run_dir", "score", "n_runs", "n_ok")
@@ -324,26 +322,22 @@ def load_runs(metrics_paths: Iterable[str | os.PathLike] | str | os.PathLike) ->
 def best_runs(df: pd.DataFrame, score_weights: Mapping[str, float] | None = None) -> pd.DataFrame:
     """Best ``ok`` run per (model, sparsity) by a weighted score.
 
-    ``score = sum(weight * metric)`` over ``score_weights`` (default
-    ``{"connectivity_R2": 0.6, "cluster_accuracy": 0.4}``).  A run whose status is not ``ok`` or
+    ``score = sum(weight * metric)`` over ``score_weights``, by default those of each run's
+    family (:func:`.scores.row_scores`; signal and flyvis: ``{"connectivity_R2": 0.6,
+    "cluster_accuracy": 0.4}``).  A run whose status is not ``ok`` or
     that misses one of the weighted metrics cannot be best; ties go to the first run in
     (cfg, seed) order.  The result has the runs-table columns plus ``score``, ``n_runs`` and
     ``n_ok``.  A (model, sparsity) cell with no eligible run still gets a row, with status
     ``failed``, a ``reason`` and NaN metrics, so empty cells stay visible.
     """
-    weights = dict(DEFAULT_SCORE_WEIGHTS if score_weights is None else score_weights)
-    if not weights:
+    if score_weights is not None and not score_weights:
         raise ValueError("score_weights must name at least one metric")
     base_cols = [c for c in df.columns]
     cols = _insert_after(base_cols, "classification", ["score", "n_runs", "n_ok"])
     if df.empty:
         return pd.DataFrame(columns=cols)
 
-    score = pd.Series(0.0, index=df.index)
-    for metric, weight in weights.items():
-        score = score + float(weight) * numeric(df, metric)
-    score = score.where(is_ok(df))
-    scored = df.assign(score=score)
+    scored = df.assign(score=row_scores(df, score_weights))
 
     sizes = group_sizes(df, CELL_KEYS)
     records = []
@@ -354,7 +348,7 @@ def best_runs(df: pd.DataFrame, score_weights: Mapping[str, float] | None = None
         if members["score"].notna().any():
             row = members.loc[members["score"].idxmax()].to_dict()
         else:
-            missing = ", ".join(weights)
+            missing = ", ".join(weighted_metrics(members, score_weights))
             reason = "no ok run" if cell["n_ok"] == 0 else f"no ok run with finite {missing}"
             row = {
                 "model": cell["model"],

@@ -1,8 +1,9 @@
 """UCB-guided exploration of training parameters (library part; no Snakemake, no training).
 
-Only JSON/YAML files are read; torch is imported only to look up a family's default score
-weights when an experiment does not give ``score_weights`` (the resolved weights are then
-stored in ``nodes.yaml``).
+Only JSON/YAML files are read, and torch is never imported: a family's default score weights
+(when an experiment does not give ``score_weights``) and parameter space are its declarations,
+read by :func:`connectome_gnn.families.family_declaration` (the resolved weights and space are
+then stored in ``nodes.yaml``).
 
 An exploration lives in ``results/explorations/{name}/``: :mod:`.tree` keeps the books of its
 nodes (:mod:`.node`), :mod:`.store` keeps them in ``nodes.yaml`` and :mod:`.frame` exports

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..aggregate.columns import TRAINING_METRICS, declared_metrics
 from ..aggregate.output import write_table
 from ..io import atomic_path
 from ..layout import ITERATION_LOG, ITERATIONS
@@ -41,16 +42,15 @@ from .tree import ExplorationTree
 
 __all__ = ["LOG_METRICS", "config_params", "format_log", "iteration_table", "write_log"]
 
-#: Metrics of the ``Metrics:`` line, in this order (those present).
+#: Metrics of the ``Metrics:`` line, in this order (those present): the families' headline
+#: metrics (FlyVis: tau_R2, V_rest_R2) follow connectivity_R2.
 LOG_METRICS = (
     "connectivity_R2",
-    "tau_R2",
-    "V_rest_R2",
+    *declared_metrics("headline_metrics"),
     "cluster_accuracy",
     "test_R2",
     "test_pearson",
-    "final_loss",
-    "training_time_min",
+    *TRAINING_METRICS,
 )
 _TABLE_VIEW = [
     "iteration",

@@ -23,15 +23,15 @@ which keeps a batch from piling onto one parent while the previous batch still r
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..aggregate.scores import weighted_score as compute_score
 from ..aggregate.tables import classify
 from ..config import validate
 from ..io import DataError
-from ..text import as_float, format_mutation, plain
+from ..text import format_mutation, plain
 
 __all__ = [
     "FINISHED",
@@ -156,17 +156,6 @@ class Node:
         """Build a node from its ``nodes.yaml`` entry; :class:`ConfigError` names the field."""
         d = validate(data, NODE_SCHEMA, source=source)
         return cls(**d)
-
-
-def compute_score(metrics: Mapping[str, Any], weights: Mapping[str, float]) -> float:
-    """``sum(weight * metric)``; NaN when a weighted metric is missing or not finite."""
-    total = 0.0
-    for name, weight in weights.items():
-        x = as_float(metrics.get(name))
-        if math.isnan(x):
-            return math.nan
-        total += float(weight) * x
-    return total
 
 
 def compute_visits(parents: Mapping[int, int | None]) -> dict[int, int]:

@@ -21,14 +21,7 @@ Tables (each written with :func:`.output.write_table` by :func:`.report.explorat
 ``per_type_recovery``   :func:`per_type_recovery`: per model and neuron type (seed 000)
 ``type_difficulty``     :func:`type_difficulty_correlation`: cross-model correlation (seed 000)
 
-A *configuration* is the set of training-parameter values of a run (columns named after
-``train.schema.yaml``, or ``param_<name>``; ``description``, ``seed``, ``checkpoint_*`` and
-``log_every`` excluded), so repeated runs of one configuration under different node / cfg
-names are replicates.  Its label lists the parameters that vary within the table
-(``lr_W=6E-4, coeff_W_L1=3E-5``).  Runs without training parameters (no ``run_config.json``)
-fall back to their ``cfg`` name.
-
-The statistics are in :mod:`.stats`, the plots in :mod:`.plots` and the writing of it all in
+The statistics are in :mod:`.stats` (which also says what a *configuration* is), the plots in :mod:`.plots` and the writing of it all in
 :mod:`.report`; this module gathers their public names.
 """
 

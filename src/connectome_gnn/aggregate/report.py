@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..layout import SUMMARY_MARKDOWN
+from . import stats
 from .columns import CELL_KEYS, HEADLINE_METRICS, PARETO_METRICS, REPLICATE_KEYS, is_ok
 from .output import to_markdown, write_table, write_text
 from .plots import (
@@ -22,18 +23,6 @@ from .plots import (
     plot_metric_vs_params,
     plot_pareto_front,
     plot_sparsity_landscape,
-)
-from .stats import (
-    best_configs,
-    metrics_present,
-    parameter_effects,
-    pareto_front,
-    per_type_recovery,
-    replicate_cv,
-    sparsity_landscape,
-    type_difficulty_correlation,
-    variance_by_config,
-    varying_params,
 )
 from .tables import (
     CLASSIFICATIONS,
@@ -184,22 +173,22 @@ def exploration_summary(
     finished = runs
     if "status" in runs.columns:
         finished = runs[runs["status"].astype(str).isin(["ok", "failed"])]
-    params = varying_params(finished) if params is None else list(params)
-    present = metrics_present(finished, None)
+    params = stats.varying_params(finished) if params is None else list(params)
+    present = stats.metrics_present(finished, None)
     variance_metrics = present if variance_metrics is None else list(variance_metrics)
     tables: dict[str, pd.DataFrame] = {
-        "best": best_configs(finished, score_weights),
-        "parameter_effects": parameter_effects(finished, params),
-        "replicates": replicate_cv(finished),
-        "pareto": pareto_front(finished),
+        "best": stats.best_configs(finished, score_weights),
+        "parameter_effects": stats.parameter_effects(finished, params),
+        "replicates": stats.replicate_cv(finished),
+        "pareto": stats.pareto_front(finished),
         "classification": classification_counts(finished),
-        "sparsity_landscape": sparsity_landscape(finished, score_weights),
-        "per_type_recovery": per_type_recovery(finished),
-        "type_difficulty": type_difficulty_correlation(finished),
+        "sparsity_landscape": stats.sparsity_landscape(finished, score_weights),
+        "per_type_recovery": stats.per_type_recovery(finished),
+        "type_difficulty": stats.type_difficulty_correlation(finished),
     }
     headings = dict(_EXPLORATION_HEADINGS)
     for m in variance_metrics:
-        tables[f"variance_{m}"] = variance_by_config(finished, m)
+        tables[f"variance_{m}"] = stats.variance_by_config(finished, m)
         headings[f"variance_{m}"] = f"## Variance of {m} per configuration"
     intro = [
         "# Exploration summary",

@@ -43,17 +43,7 @@ from .node import (
 )
 from .store import NODES_FILE, check_resumable, read_nodes, write_nodes
 
-__all__ = [
-    "NODES_FILE",
-    "SOURCES",
-    "STATUSES",
-    "ExplorationError",
-    "ExplorationTree",
-    "Node",
-    "compute_score",
-    "compute_visits",
-    "config_diff",
-]
+__all__ = ["ExplorationTree"]
 
 
 class ExplorationTree:

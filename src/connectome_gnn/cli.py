@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 from .io import DataError, read_json
-from .layout import RUN_GLOB, TRAIN, TRAIN_INFO, set_aside_checkpoints
+from .layout import EXPLORATIONS, RUN_GLOB, TRAIN, TRAIN_INFO, set_aside_checkpoints
 
 
 def _snakemake() -> str:
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     for p in (p_exp, p_rep, p_add):
         p.add_argument("experiment", help="experiment YAML (config/experiments/*.yaml)")
         p.add_argument("--config", default="config/config.yaml", help="workflow config")
-        p.add_argument("--root", default="results/explorations")
+        p.add_argument("--root", default=f"results/{EXPLORATIONS}")
     p_exp.add_argument("--iterations", type=int, default=None, help="default: until done")
     p_exp.add_argument("--snakefile", default="Snakefile")
     p_exp.add_argument(

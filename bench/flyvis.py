@@ -42,8 +42,8 @@ import torch
 from torch_geometric.utils import scatter
 
 from connectome_gnn.config import load_yaml, validate
+from connectome_gnn.models.base import gnn_kwargs
 from connectome_gnn.models.flyvis import FlyVisGNN
-from connectome_gnn.models.mlp import gnn_kwargs
 from connectome_gnn.simulate.flyvis.connectome import build_connectome, load_connectome
 from connectome_gnn.simulate.flyvis.params import make_params
 from connectome_gnn.simulate.flyvis.simulate import cpu_threads_for, simulate_flyvis

@@ -36,8 +36,8 @@ from connectome_gnn.config import format_sparsity, load_train_config, validate
 from connectome_gnn.families import get_family
 from connectome_gnn.io import read_json, write_json
 from connectome_gnn.simulate import Simulation, run_simulation
-from connectome_gnn.train.basis import refresh_basis, refresh_schedule
 from connectome_gnn.train.regularizers import regularization
+from connectome_gnn.train.schedule import refresh_schedule
 from connectome_gnn.train.trainer import (
     _data_loss,
     _make_optimizer,
@@ -104,7 +104,7 @@ def measure_rate(sim_dir: Path, cfg: dict, replicate_seed: int, device: str, sec
     def step(i: int) -> None:
         _set_lr(optimizer, cfg, 0.0)
         if eigen and refresh_schedule(i, int(cfg["W_basis_every"])):
-            refresh_basis(model, optimizer, u, int(cfg["W_basis_frames"]), gen)
+            model.refresh_basis(optimizer, u, int(cfg["W_basis_frames"]), gen)
         k = torch.randint(n_train, (batch,), generator=gen).to(dev)
         ub = u[k]
         pred = model(ub)
@@ -129,7 +129,7 @@ def measure_rate(sim_dir: Path, cfg: dict, replicate_seed: int, device: str, sec
         # the step above refreshes at the same iteration numbers as training, but a short probe
         # under-counts them over a long run: add the expected refresh cost per iteration
         t1 = time.perf_counter()
-        refresh_basis(model, optimizer, u, int(cfg["W_basis_frames"]), gen)
+        model.refresh_basis(optimizer, u, int(cfg["W_basis_frames"]), gen)
         per_refresh = time.perf_counter() - t1
         elapsed += n * per_refresh / int(cfg["W_basis_every"])
     return n / elapsed, n, elapsed

@@ -68,7 +68,7 @@ def make_data(n_neurons: int, n_frames: int, seed: int, dev: torch.device):
 
 def build(variant: str, n_neurons: int, cfg: dict, seed: int, dev: torch.device):
     """(module called in the step, SignalGNN holding the parameters, optimizer)."""
-    base = SignalGNN.from_config(n_neurons, cfg, generator=torch.Generator().manual_seed(seed))
+    base = SignalGNN.from_config(n_neurons, cfg=cfg, generator=torch.Generator().manual_seed(seed))
     model = base if variant == "factorised" else SignalGNNEdgewise(base)
     model = model.to(dev)
     base = model if variant == "factorised" else model.base
@@ -79,7 +79,7 @@ def build(variant: str, n_neurons: int, cfg: dict, seed: int, dev: torch.device)
 def check_equivalence(n_neurons: int, cfg: dict, u: torch.Tensor, seed: int) -> dict:
     """Max |factorised - edgewise| of the forward on one frame, with a random (non-zero) W."""
     gen = torch.Generator().manual_seed(seed + 1)
-    m = SignalGNN.from_config(n_neurons, {**cfg, "W_init_std": 1.0}, generator=gen).to(u.device)
+    m = SignalGNN.from_config(n_neurons, cfg={**cfg, "W_init_std": 1.0}, generator=gen).to(u.device)
     with torch.no_grad():
         a = m(u[:1])
         b = SignalGNNEdgewise(m).to(u.device)(u[:1])

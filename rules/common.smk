@@ -2,7 +2,8 @@
 import itertools
 from pathlib import Path
 
-from connectome_gnn.config import ConfigError, load_train_config, load_workflow_config
+from connectome_gnn.config import ConfigError, load_train_config
+from connectome_gnn.families.workflow_config import load_workflow_config
 from connectome_gnn.layout import (
     ACTIVITY,
     AGGREGATE_LOG,

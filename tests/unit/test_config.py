@@ -4,10 +4,10 @@ from connectome_gnn.config import (
     ConfigError,
     format_sparsity,
     load_train_config,
-    load_workflow_config,
     load_yaml,
     validate,
 )
+from connectome_gnn.families.workflow_config import load_workflow_config
 
 
 def _wf(**over):

@@ -264,3 +264,12 @@ def test_unscorable_families_name_the_run(tmp_path, flyvis_weights):
     best = best_runs(load_runs([failed, no_tau])).set_index("model")
     assert best.loc["z", "reason"] == "no ok run"
     assert best.loc["f", "reason"] == "no ok run with finite connectivity_R2, tau_R2"
+
+
+def test_flyvis_metric_names_are_the_parameter_metrics_of_its_analysis():
+    """metric_names lists the R2 metrics the analysis reports from the family's
+    neuron_parameters and neuron_subsets ({name}_R2, {name}_R2_{mask})."""
+    cls = type(families.get_family("flyvis"))
+    params, masks = cls.neuron_parameters, cls.neuron_subsets
+    reported = [f"{p}_R2" for p in params] + [f"{p}_R2_{m}" for m in masks for p in params]
+    assert family_declaration("flyvis", "metric_names") == tuple(reported)

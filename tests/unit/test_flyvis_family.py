@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from connectome_gnn.config import ConfigError, load_workflow_config, validate
+from connectome_gnn.config import ConfigError, validate
 from connectome_gnn.families import get_family
+from connectome_gnn.families.workflow_config import load_workflow_config
 from connectome_gnn.simulate import Simulation, run_simulation
 
 

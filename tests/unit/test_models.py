@@ -76,8 +76,6 @@ def test_eigen_basis_parametrisation_is_the_same_function():
 
 
 def test_basis_refresh_keeps_the_function(tmp_path):
-    from connectome_gnn.train.basis import refresh_basis
-
     gen = torch.Generator().manual_seed(4)
     m = SignalGNN(
         8, hidden_dim=8, hidden_dim_update=8, W_basis="eigen", W_init_std=1.0, generator=gen
@@ -87,7 +85,7 @@ def test_basis_refresh_keeps_the_function(tmp_path):
     m(u).sum().backward()
     opt.step()
     before = m(u).detach()
-    refresh_basis(m, opt, u, 50, gen)
+    m.refresh_basis(opt, u, 50, gen)
     q = m.W_basis
     torch.testing.assert_close(q.T @ q, torch.eye(8), rtol=0, atol=1e-5)
     torch.testing.assert_close(m(u), before, rtol=1e-4, atol=1e-4)

@@ -61,11 +61,6 @@ def rollout(
     return out.numpy()
 
 
-#: neuron masks a family's readouts may return, over which tau_R2 / V_rest_R2 are also reported
-#: (FlyVis: "active", voltage std >= 0.05; "identifiable", active and tau not confounded by a
-#: self-synapse), with the fraction of neurons in each (``{mask}_fraction``)
-PARAM_SUBSETS = ("active", "identifiable")
-
 MAX_DENSE_RANK_N = 3000  # above this, W ranks are left out (a dense SVD of N x N is too costly)
 
 
@@ -84,6 +79,31 @@ def _rank_metrics(sim: Simulation, ro: dict) -> dict:
             dense[ro["post"], ro["pre"]] = values
             for key, rank in svd_rank(dense).items():
                 out[f"W_{label}_{key}"] = rank
+    return out
+
+
+def parameter_metrics(family, ro: dict) -> dict:
+    """R2 and slope of the family's per-neuron parameters against the truth, for each reading
+    (the family's ``parameter_variants``) and over each of its ``neuron_subsets``."""
+    out: dict = {}
+    for name in family.neuron_parameters:
+        truth = ro[f"{name}_true"]
+        for variant in ("", *family.parameter_variants):
+            learned = ro.get(f"{name}_{variant}_learned" if variant else f"{name}_learned")
+            if learned is None:
+                continue
+            suffix = f"_{variant}" if variant else ""
+            slope, _, r2 = linear_fit_r2(truth, learned)
+            out[f"{name}_R2{suffix}"] = r2
+            out[f"{name}_slope{suffix}"] = slope
+        for subset in family.neuron_subsets:
+            keep = ro.get(subset)
+            if keep is not None and keep.sum() >= 2:
+                _, _, r2 = linear_fit_r2(truth[keep], ro[f"{name}_learned"][keep])
+                out[f"{name}_R2_{subset}"] = r2
+    for subset in family.neuron_subsets:
+        if subset in ro:
+            out[f"{subset}_fraction"] = float(np.mean(ro[subset]))
     return out
 
 
@@ -172,23 +192,7 @@ def analyze_run(
         metrics.update(
             cluster_metrics(ro["embeddings"], types, seed=int(run_cfg["training"]["seed"]))
         )
-        # neuron parameters read off lin_phi (FlyVis): at the operating point, and at msg = 0
-        # as the reference does (tau_R2_msg0, V_rest_R2_msg0)
-        for name in ("tau", "V_rest"):
-            for src, suffix in ((name, ""), (f"{name}_msg0", "_msg0")):
-                if f"{src}_learned" in ro:
-                    slope, _, r2 = linear_fit_r2(ro[f"{name}_true"], ro[f"{src}_learned"])
-                    metrics[f"{name}_R2{suffix}"] = r2
-                    metrics[f"{name}_slope{suffix}"] = slope
-            # the same over the neurons whose activity can pin them (FlyVis)
-            for subset in PARAM_SUBSETS:
-                if f"{name}_learned" in ro and subset in ro and ro[subset].sum() >= 2:
-                    keep = ro[subset]
-                    _, _, r2 = linear_fit_r2(ro[f"{name}_true"][keep], ro[f"{name}_learned"][keep])
-                    metrics[f"{name}_R2_{subset}"] = r2
-        for subset in PARAM_SUBSETS:
-            if subset in ro:
-                metrics[f"{subset}_fraction"] = float(np.mean(ro[subset]))
+        metrics.update(parameter_metrics(family, ro))
         metrics.update(_rank_metrics(sim, ro))
 
         n_test = sim.n_frames - sim.n_train_frames

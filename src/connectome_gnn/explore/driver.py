@@ -27,7 +27,8 @@ import yaml
 
 from .. import layout
 from ..aggregate.report import exploration_summary
-from ..config import ConfigError, load_workflow_config, load_yaml
+from ..config import ConfigError, load_yaml
+from ..families.workflow_config import load_workflow_config
 from ..io import atomic_path
 from .experiment import load_experiment
 from .log import write_log

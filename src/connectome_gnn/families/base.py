@@ -44,6 +44,15 @@ class Family(ABC):
     search_space: dict[str, dict[str, Any]]  # each family declares its own
     #: the filling factors a family can simulate (None: any in (0, 1])
     sparsity_options: tuple[float, ...] | None = None
+    #: per-neuron parameters read off the learned model: the readouts hold ``{name}_true`` and
+    #: ``{name}_learned`` for each, and the analysis reports ``{name}_R2`` / ``{name}_slope``
+    neuron_parameters: tuple[str, ...] = ()
+    #: other readings of the same parameters (readouts ``{name}_{variant}_learned``), reported
+    #: as ``{name}_R2_{variant}`` / ``{name}_slope_{variant}``
+    parameter_variants: tuple[str, ...] = ()
+    #: neuron masks in the readouts (e.g. the neurons whose activity pins a parameter): the
+    #: analysis also reports ``{name}_R2_{mask}`` and the fraction ``{mask}_fraction``
+    neuron_subsets: tuple[str, ...] = ()
 
     def check_model(self, model_cfg: dict, source: str) -> None:  # noqa: B027 - optional hook
         """Cross-field checks a JSON schema cannot express; raise ConfigError."""

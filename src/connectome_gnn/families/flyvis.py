@@ -91,6 +91,9 @@ class FlyVisFamily(Family):
     model_schema = "flyvis.model"
     score_weights = {"connectivity_R2": 0.6, "cluster_accuracy": 0.4}
     sparsity_options = (1.0,)  # the connectome fixes the connectivity
+    neuron_parameters = ("tau", "V_rest")
+    parameter_variants = ("msg0",)  # the reference's reading of lin_phi at msg = x = 0
+    neuron_subsets = ("active", "identifiable")
     #: the neuron parameters read off lin_phi (see the module docstring)
     metric_names = (
         "tau_R2",
@@ -164,7 +167,7 @@ class FlyVisFamily(Family):
             torch.from_numpy(c["pre"].astype(np.int64)),
             torch.from_numpy(c["post"].astype(np.int64)),
             sim.n_neurons,
-            train_cfg,
+            cfg=train_cfg,
             generator=generator,
         )
 

@@ -79,7 +79,7 @@ class SignalFamily(Family):
     def build_model(self, sim, train_cfg: dict, generator: torch.Generator | None = None):
         from ..models.signal import SignalGNN
 
-        return SignalGNN.from_config(sim.n_neurons, train_cfg, generator=generator)
+        return SignalGNN.from_config(sim.n_neurons, cfg=train_cfg, generator=generator)
 
     def readouts(self, model, sim, u_range: tuple[float, float] | None = None) -> dict:
         """Learned W (raw and corrected), embeddings and MLP curves, as numpy arrays.

@@ -22,10 +22,11 @@ import torch
 from torch import nn
 from torch_geometric.utils import scatter
 
-from .mlp import MLP, gnn_kwargs
+from .base import ConnectomeGNN
+from .mlp import MLP
 
 
-class FlyVisGNN(nn.Module):
+class FlyVisGNN(ConnectomeGNN):
     #: coeff_edge_norm pins lin_edge(2 xnorm) to 2 xnorm (the true edge function is ReLU)
     edge_norm_to_input = True
 
@@ -57,14 +58,12 @@ class FlyVisGNN(nn.Module):
         self.register_buffer("pre", pre)
         self.register_buffer("post", post)
         self.W = nn.Parameter(torch.randn(len(pre), generator=generator) * W_init_std)
-        a = torch.ones(n_neurons, embedding_dim)
-        if embedding_init == "randn":
-            a = a + 0.1 * torch.randn(n_neurons, embedding_dim, generator=generator)
-        self.a = nn.Parameter(a)
+        self.a = nn.Parameter(
+            self.initial_embedding(n_neurons, embedding_dim, embedding_init, generator)
+        )
         self.lin_edge = MLP(1 + embedding_dim, 1, hidden_dim, n_layers)
         self.lin_phi = MLP(3 + embedding_dim, 1, hidden_dim_update, n_layers_update)
-        if W_basis not in ("standard", "eigen"):
-            raise ValueError(f"unknown W_basis {W_basis!r}")
+        self.check_basis(W_basis)
         if W_basis == "eigen":
             self._init_blocks()
         else:
@@ -97,12 +96,6 @@ class FlyVisGNN(nn.Module):
     def _block(self, values: torch.Tensor, d: int, k: int, offset: int) -> torch.Tensor:
         n_d = getattr(self, f"_block_edges_{k}").shape[0]
         return values[offset : offset + n_d * d * d].view(n_d, d, d)
-
-    @classmethod
-    def from_config(
-        cls, pre, post, n_neurons: int, cfg: dict, generator: torch.Generator | None = None
-    ):
-        return cls(pre, post, n_neurons, **gnn_kwargs(cfg), generator=generator)
 
     def effective_W(self) -> torch.Tensor:
         """The weights, one per edge (regularisers act on these): W itself, or Q W."""

@@ -6,22 +6,6 @@ import torch
 from torch import nn
 
 
-def gnn_kwargs(cfg: dict) -> dict:
-    """Constructor arguments shared by the GNNs, from a training config (train schema)."""
-    keys = (
-        "embedding_dim",
-        "hidden_dim",
-        "n_layers",
-        "hidden_dim_update",
-        "n_layers_update",
-        "lin_edge_positive",
-        "W_init_std",
-        "embedding_init",
-        "W_basis",
-    )
-    return {k: cfg[k] for k in keys}
-
-
 class MLP(nn.Module):
     """``n_layers`` Linear layers with ReLU between them.
 

@@ -13,10 +13,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .mlp import MLP, gnn_kwargs
+from .base import ConnectomeGNN
+from .mlp import MLP
 
 
-class SignalGNN(nn.Module):
+class SignalGNN(ConnectomeGNN):
     def __init__(
         self,
         n_neurons: int,
@@ -42,25 +43,45 @@ class SignalGNN(nn.Module):
         # orthonormal basis Q (effective W = V Q^T) that the trainer aligns with the eigenvectors
         # of the covariance of lin_edge(u): Adam then steps along the activity's principal axes,
         # which removes most of the ill-conditioning of the W regression (see train.basis).
-        if W_basis not in ("standard", "eigen"):
-            raise ValueError(f"unknown W_basis {W_basis!r}")
+        self.check_basis(W_basis)
         self.register_buffer("W_basis", torch.eye(n_neurons) if W_basis == "eigen" else None)
-        a = torch.ones(n_neurons, embedding_dim)
-        if embedding_init == "randn":
-            a = a + 0.1 * torch.randn(n_neurons, embedding_dim, generator=generator)
-        self.a = nn.Parameter(a)
+        self.a = nn.Parameter(
+            self.initial_embedding(n_neurons, embedding_dim, embedding_init, generator)
+        )
         self.lin_edge = MLP(1, 1, hidden_dim, n_layers)
         self.lin_phi = MLP(1 + embedding_dim, 1, hidden_dim_update, n_layers_update)
-
-    @classmethod
-    def from_config(cls, n_neurons: int, cfg: dict, generator: torch.Generator | None = None):
-        return cls(n_neurons, **gnn_kwargs(cfg), generator=generator)
 
     def effective_W(self) -> torch.Tensor:
         """The connectivity W[post, pre] with its diagonal masked."""
         if self.W_basis is None:
             return self.W * self.mask
         return (self.W @ self.W_basis.T) * self.mask
+
+    @torch.no_grad()
+    def refresh_basis(
+        self,
+        optimizer: torch.optim.Optimizer,
+        u: torch.Tensor,
+        n_frames: int,
+        generator: torch.Generator,
+    ) -> None:
+        """Rotate the coordinates into the eigenbasis of the covariance of lin_edge(u) over
+        ``n_frames`` random frames of ``u``; Adam's moments follow (see below)."""
+        if self.W_basis is None:
+            return
+        k = torch.randint(u.shape[0], (min(n_frames, u.shape[0]),), generator=generator)
+        e = self.edge(u[k.to(u.device)]).double()
+        _, q_new = torch.linalg.eigh(e.T @ e / e.shape[0])
+        q_new = q_new.to(self.W.dtype)
+        rot = self.W_basis.T @ q_new  # old coordinates -> new coordinates
+        self.W.copy_(self.W @ rot)
+        state = optimizer.state.get(self.W)
+        if state:
+            state["exp_avg"].copy_(state["exp_avg"] @ rot)
+            # second moments do not rotate exactly; mixing them with the squared rotation keeps
+            # their scale per direction
+            state["exp_avg_sq"].copy_(state["exp_avg_sq"] @ (rot * rot))
+        self.W_basis.copy_(q_new)
 
     def message(self, e: torch.Tensor) -> torch.Tensor:
         """sum_{j != i} W_ij e_j for lin_edge outputs e of shape (B, N), as dense matmuls."""

@@ -1,8 +1,8 @@
 """Regularisation terms, named as in the reference code and the exploration logs.
 
-The model is expected to expose ``effective_W()`` (learnable connectivity: a matrix or one
-weight per edge), ``lin_edge``, ``lin_phi``, ``edge(u)`` (lin_edge applied to activity of shape
-(B, N)) and ``phi(u)`` (lin_phi with the embeddings, other inputs zero).
+The model is a :class:`~connectome_gnn.models.base.ConnectomeGNN`: the terms use its
+``effective_W()``, ``edge(u)``, ``phi(u)``, ``edge_norm_target(xnorm)`` and the weights of its
+``lin_edge`` and ``lin_phi`` modules.
 Norms follow the reference: L1 = sum of |x|, L2 = the (unsquared) Euclidean norm.
 """
 
@@ -41,7 +41,7 @@ def regularization(model, u: torch.Tensor, cfg: dict, xnorm: float) -> dict[str,
         # pin lin_edge(2 xnorm) to 1 (signal) or to 2 xnorm (a rectifying edge, FlyVis); the
         # RMS over neurons equals the single value when lin_edge ignores the neuron (signal)
         out = model.edge(torch.full_like(u[:1], 2.0 * xnorm))
-        target = 2.0 * xnorm if getattr(model, "edge_norm_to_input", False) else 1.0
+        target = model.edge_norm_target(xnorm)
         rms = (out - target).norm(2) / math.sqrt(out.numel())
         terms["edge_norm"] = cfg["coeff_edge_norm"] * rms
     if cfg["coeff_edge_weight_L1"] > 0:

@@ -9,128 +9,118 @@ Outputs in the run's train directory::
     loss.csv          iteration, epoch, loss, data_loss and each regulariser
     train_info.json   status ok/failed (+ reason), wall time, iterations, frames/s, device
     run_config.json   model, sparsity, cfg, seed, training and simulation settings
+
+The parts: :mod:`.data` (the frames), :mod:`.checkpoint` (identity, resume, loss log),
+:mod:`.schedule` (iterations, learning rates, time budget, basis refresh), :mod:`.step` (one
+Adam step) and :mod:`.outputs`; :func:`train_run` orchestrates them.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import math
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import torch
 from tqdm import tqdm
 
-from ..config import ConfigError, validate
+from ..config import validate
 from ..device import resolve_device
+from ..errors import ConfigError, Interrupted  # noqa: F401 - ConfigError re-exported
 from ..families import get_family
-from ..io import TRAIN_INFO, DataError, Interrupted, atomic_path, remove_stale_temps, write_json
+from ..io import remove_stale_temps
 from ..layout import CHECKPOINT, LOSS, MODEL, RUN_CONFIG  # noqa: F401 - re-exported
 from ..models.embedding import activity_embedding
 from ..simulate.data import Simulation
-from .basis import refresh_basis, refresh_schedule
-from .regularizers import regularization
+from .checkpoint import LossLog, config_hash, load_checkpoint, restore, save_checkpoint
+from .data import TrainingData, rollout_pred
+from .outputs import write_outputs, write_run_config
+from .schedule import (
+    TimeBudget,
+    iterations_per_epoch,
+    make_optimizer,
+    refresh_schedule,
+    set_lr,
+    training_seed,
+)
 from .signals import StopRequest
+from .step import data_loss, train_step
 
 #: frames (from the first) whose statistics start the embeddings with embedding_init: activity
 ACTIVITY_EMBEDDING_FRAMES = 20_000
 
-
-def iterations_per_epoch(n_frames: int, cfg: dict) -> int:
-    """The reference formula: int(n_frames * data_augmentation_loop // batch_size * 0.2)."""
-    n = int(n_frames * cfg["data_augmentation_loop"] // cfg["batch_size"] * cfg["iteration_factor"])
-    if cfg.get("max_iterations"):
-        n = min(n, int(cfg["max_iterations"]))
-    return max(n, 1)
-
-
-def training_seed(cfg_seed: int, replicate_seed: int) -> int:
-    return int(np.random.SeedSequence([int(cfg_seed), int(replicate_seed)]).generate_state(1)[0])
-
-
-def _config_hash(train_cfg: dict, sim_meta: dict) -> str:
-    """Identity of a training for resuming: its config, the simulation config and seed, and
-    (FlyVis) the version of the ground-truth parameter generator, so that a checkpoint trained
-    on data of an older generator is not resumed on regenerated data."""
-    ident = {"train": train_cfg, "sim": sim_meta.get("model_config"), "seed": sim_meta.get("seed")}
-    if sim_meta.get("params_version") is not None:  # absent: the hash of earlier runs is kept
-        ident["params_version"] = sim_meta["params_version"]
-    blob = json.dumps(ident, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def _rollout_pred(model, u, du, x_in, k, cfg: dict, dt: float):
-    """Prediction and target of one batch starting at frames ``k``: du/dt (the default) or, with
-    recurrent_training, the Euler rollout over time_step frames as a mean derivative."""
-    ub = u[k]
-    if not cfg["recurrent_training"]:
-        return (model(ub) if x_in is None else model(ub, x_in[k])), du[k]
-    steps = int(cfg["time_step"])
-    v = ub
-    for s in range(steps):
-        v = v + dt * (model(v) if x_in is None else model(v, x_in[k + s]))
-    return (v - ub) / (dt * steps), (u[k + steps] - ub) / (dt * steps)
-
-
-def _data_loss(pred: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
-    if kind == "mse":
-        return torch.mean((pred - target) ** 2)
-    return (pred - target).norm(2)
-
-
-def _make_optimizer(model, cfg: dict) -> torch.optim.Optimizer:
-    groups = {"W": [], "emb": [], "mlp": []}
-    for name, param in model.named_parameters():
-        if name == "W" or name.endswith(".W"):
-            groups["W"].append(param)
-        elif name == "a" or name.endswith(".a"):
-            groups["emb"].append(param)
-        else:
-            groups["mlp"].append(param)
-    lrs = {"W": cfg["lr_W"], "emb": cfg["lr_emb"], "mlp": cfg["lr"]}
-    return torch.optim.Adam(
-        [{"params": p, "lr": lrs[k], "name": k} for k, p in groups.items() if p]
-    )
+# the names the loop calls, looked up in this module (tests and benchmarks patch them here)
+_config_hash = config_hash
+_save_checkpoint = save_checkpoint
+_rollout_pred = rollout_pred
+_data_loss = data_loss
+_make_optimizer = make_optimizer
 
 
 def _set_lr(optimizer, cfg: dict, progress: float) -> None:
-    if cfg["lr_schedule"] != "cosine":
-        return
-    lrs = {"W": cfg["lr_W"], "emb": cfg["lr_emb"], "mlp": cfg["lr"]}
-    floor = cfg["lr_final_fraction"]
-    factor = floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-    for group in optimizer.param_groups:
-        group["lr"] = lrs[group["name"]] * factor
+    set_lr(optimizer, cfg, progress, {"W": "lr_W", "emb": "lr_emb", "mlp": "lr"})
 
 
-def _save_checkpoint(path: Path, model, optimizer, gen, state: dict) -> None:
-    payload = {
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "generator": gen.get_state(),
-        "torch_rng": torch.get_rng_state(),
-        **state,
-    }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+class _Run:
+    """The state of one training between its iterations."""
 
+    def __init__(self, out_dir: Path, model, optimizer, gen, data, cfg: dict, hash_: str):
+        self.out_dir, self.model, self.optimizer, self.gen = out_dir, model, optimizer, gen
+        self.data, self.cfg, self.hash = data, cfg, hash_
+        self.n_iter = iterations_per_epoch(data.n_train, cfg)
+        self.n_epochs = int(cfg["n_epochs"])
+        self.total = self.n_iter * self.n_epochs
+        self.log = LossLog()
+        self.epoch, self.iteration, self.before_s = 0, 0, 0.0
+        self.resumed: int | None = None
 
-def _load_checkpoint(path: Path, config_hash: str) -> dict | None:
-    if not path.is_file():
-        return None
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise DataError(
-            f"{path}: corrupted checkpoint ({type(exc).__name__}); delete it to restart this run"
-        ) from None
-    if ckpt.get("config_hash") != config_hash:
-        return None  # a checkpoint of another configuration: start afresh
-    return ckpt
+    @property
+    def position(self) -> int:
+        return self.epoch * self.n_iter + self.iteration
+
+    def resume(self) -> None:
+        """Continue from the checkpoint of this configuration, if there is one and it is not the
+        final checkpoint of a finished run (training again then means training afresh)."""
+        path = self.out_dir / CHECKPOINT
+        ckpt = load_checkpoint(path, self.hash)
+        if ckpt is not None and int(ckpt["epoch"]) >= self.n_epochs:
+            print(
+                f"{path} is the final checkpoint of a finished run; training afresh",
+                file=sys.stderr,
+                flush=True,
+            )
+            ckpt = None
+        if ckpt is None:
+            return
+        restore(ckpt, self.model, self.optimizer, self.gen)
+        self.epoch, self.iteration = int(ckpt["epoch"]), int(ckpt["iteration"])
+        self.before_s = float(ckpt["elapsed_s"])
+        self.log = LossLog.from_checkpoint(ckpt)
+        self.resumed = self.position
+        print(
+            f"resumed from checkpoint {path}: epoch {self.epoch}, iteration {self.iteration} "
+            f"({self.position} of {self.total} done)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def save(self, epoch: int, iteration: int, budget: TimeBudget) -> None:
+        state = {
+            "epoch": epoch,
+            "iteration": iteration,
+            "elapsed_s": budget.elapsed(),
+            "config_hash": self.hash,
+            **self.log.state(),
+        }
+        _save_checkpoint(self.out_dir / CHECKPOINT, self.model, self.optimizer, self.gen, state)
+
+    def before_step(self, global_it: int) -> None:
+        """Periodic actions before an iteration's batch is drawn: the W-basis refresh."""
+        cfg = self.cfg
+        if self.model.has_basis and refresh_schedule(global_it, int(cfg["W_basis_every"])):
+            self.model.refresh_basis(
+                self.optimizer, self.data.u, int(cfg["W_basis_frames"]), self.gen
+            )
 
 
 def train_run(
@@ -151,7 +141,7 @@ def train_run(
     out_dir = Path(out_dir)
     # fills defaults of keys newer than the caller's config (a workflow started before an
     # upgrade passes configs validated by the older schema)
-    train_cfg = validate(dict(train_cfg), "train", source="training config")
+    cfg = validate(dict(train_cfg), "train", source="training config")
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(out_dir)
     if threads:
@@ -159,226 +149,125 @@ def train_run(
     sim = Simulation(sim_dir)
     family = get_family(sim.family)
     dev = resolve_device(device)
-    seed = training_seed(train_cfg["seed"], replicate_seed)
+    seed = training_seed(cfg["seed"], replicate_seed)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-
-    n_train = sim.n_train_frames
-    # start frames: a recurrent rollout of time_step frames must end inside the training frames
-    n_starts = n_train - (int(train_cfg["time_step"]) if train_cfg["recurrent_training"] else 0)
-    if n_starts < 1:
-        raise ConfigError(
-            f"field 'time_step': {train_cfg['time_step']} is not shorter than the "
-            f"{n_train} training frames"
-        )
-    u = torch.from_numpy(sim.read("u", 0, n_train)).to(dev)
-    du = torch.from_numpy(sim.read("du", 0, n_train)).to(dev)
-    x_in = sim.read_input(0, n_train)
-    x_in = None if x_in is None else torch.from_numpy(x_in).to(dev)
-    xnorm = float(1.5 * u.std())
-
-    model = family.build_model(sim, train_cfg, generator=gen).to(dev)
-    optimizer = _make_optimizer(model, train_cfg)
-    n_iter = iterations_per_epoch(n_train, train_cfg)
-    n_epochs = int(train_cfg["n_epochs"])
-    batch = int(train_cfg["batch_size"])
-    total_iters = n_iter * n_epochs
-    config_hash = _config_hash(train_cfg, sim.meta)
-
-    start_epoch, start_iter, elapsed_before, records = 0, 0, 0.0, []
-    ckpt = _load_checkpoint(out_dir / CHECKPOINT, config_hash)
-    if ckpt is not None and int(ckpt["epoch"]) >= n_epochs:
-        # the checkpoint of a finished run: being asked to train again (snakemake --forcerun,
-        # rerun-failed) means train again, not return the old weights
-        print(
-            f"{out_dir / CHECKPOINT} is the final checkpoint of a finished run; training afresh",
-            file=sys.stderr,
-            flush=True,
-        )
-        ckpt = None
-    if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        gen.set_state(ckpt["generator"])
-        torch.set_rng_state(ckpt["torch_rng"])
-        start_epoch, start_iter = int(ckpt["epoch"]), int(ckpt["iteration"])
-        elapsed_before = float(ckpt["elapsed_s"])
-        records = [
-            dict(zip(ckpt["loss_columns"], row, strict=True)) for row in ckpt["loss_rows"].tolist()
-        ]
-        print(
-            f"resumed from checkpoint {out_dir / CHECKPOINT}: epoch {start_epoch}, iteration "
-            f"{start_iter} ({start_epoch * n_iter + start_iter} of {total_iters} done)",
-            file=sys.stderr,
-            flush=True,
-        )
-    elif train_cfg["embedding_init"] == "activity":  # a fresh start (a resume loads a)
-        with torch.no_grad():
-            span = slice(0, min(n_train, ACTIVITY_EMBEDDING_FRAMES))
-            model.a.copy_(activity_embedding(u[span], du[span], model.a.shape[1]))
-
-    write_json(
-        out_dir / RUN_CONFIG,
-        {
-            **(run_id or {}),
-            "training": train_cfg,
-            "simulation": sim.model_cfg,
-            "config_hash": config_hash,
-        },
+    data = TrainingData(sim, cfg, dev)
+    model = family.build_model(sim, cfg, generator=gen).to(dev)
+    run = _Run(
+        out_dir, model, _make_optimizer(model, cfg), gen, data, cfg, _config_hash(cfg, sim.meta)
     )
+    run.resume()
+    if run.resumed is None and cfg["embedding_init"] == "activity":  # a resume loads a
+        with torch.no_grad():
+            span = slice(0, min(data.n_train, ACTIVITY_EMBEDDING_FRAMES))
+            model.a.copy_(activity_embedding(data.u[span], data.du[span], model.a.shape[1]))
+    write_run_config(out_dir, run_id, cfg, sim.model_cfg, run.hash)
 
-    status, reason = "ok", None
-    log_every = int(train_cfg["log_every"])
-    ckpt_every = int(train_cfg["checkpoint_every"])
-    ckpt_seconds = 60.0 * float(train_cfg["checkpoint_minutes"])
-    threshold = float(train_cfg["divergence_threshold"])
-    resume_pos = start_epoch * n_iter + start_iter
+    t0 = time.perf_counter()
+    budget = TimeBudget(cfg.get("max_minutes"), run.before_s, lambda: time.perf_counter())
+    status, reason, stopped, done = _loop(run, budget, progress)
+    if status == "ok" and not all(torch.isfinite(p).all() for p in model.parameters()):
+        status, reason = "failed", "non-finite parameters after training"
+    if status != "ok":
+        model.load_state_dict(run.last_good)
+
+    wall = budget.elapsed()
+    info = {
+        "status": status,
+        "reason": reason,
+        "final_loss": run.log.final_loss(),
+        "wall_time_s": wall,
+        "training_time_min": wall / 60.0,
+        "iterations_per_epoch": run.n_iter,
+        "n_epochs": run.n_epochs,
+        "iterations_done": (run.resumed or 0) + done,
+        "frames_per_s": done * int(cfg["batch_size"]) / max(time.perf_counter() - t0, 1e-9)
+        if done
+        else None,
+        "device": str(dev),
+        "xnorm": data.xnorm,
+        "training_seed": seed,
+        "resumed_from_iteration": run.resumed,
+        "stopped_by": stopped,
+    }
+    write_outputs(out_dir, model, run.log, info)
+    return info
+
+
+def _loop(run: _Run, budget: TimeBudget, progress: bool | None) -> tuple:
+    """The epochs and iterations of a run, from its resume position.  Returns (status, reason,
+    stopped_by, iterations done here); the last logged state is kept in ``run.last_good``."""
+    cfg, model = run.cfg, run.model
+    log_every = int(cfg["log_every"])
+    ckpt_every = int(cfg["checkpoint_every"])
+    ckpt_seconds = 60.0 * float(cfg["checkpoint_minutes"])
+    batch = int(cfg["batch_size"])
     bar = tqdm(
-        total=total_iters,
-        initial=resume_pos,
+        total=run.total,
+        initial=run.position,
         desc="train",
         disable=progress is False,
         mininterval=0.5 if sys.stderr.isatty() else 30.0,
         file=sys.stderr,
     )
-    t0 = time.perf_counter()
-    last_good = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    done_iters = 0
-
-    def state(epoch: int, iteration: int) -> dict:
-        cols = list(records[0]) if records else ["iteration"]
-        rows = torch.tensor(
-            [[r.get(c, float("nan")) for c in cols] for r in records], dtype=torch.float64
-        )
-        return {
-            "epoch": epoch,
-            "iteration": iteration,
-            "elapsed_s": elapsed_before + time.perf_counter() - t0,
-            "config_hash": config_hash,
-            "loss_columns": cols,
-            "loss_rows": rows.reshape(len(records), len(cols)),
-        }
-
-    def save(epoch: int, iteration: int) -> None:
-        nonlocal last_save
-        _save_checkpoint(out_dir / CHECKPOINT, model, optimizer, gen, state(epoch, iteration))
-        last_save = time.perf_counter()
-
-    budget_s = 60.0 * float(train_cfg.get("max_minutes") or 0.0)
-    stopped = None
-
-    def time_spent() -> float:
-        """Fraction of the max_minutes budget used (0 without a budget)."""
-        if not budget_s:
-            return 0.0
-        return (elapsed_before + time.perf_counter() - t0) / budget_s
-
-    epoch, it = start_epoch, start_iter
-    last_save = t0
+    run.last_good = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    status, reason, stopped, done = "ok", None, None, 0
+    last_save = time.perf_counter()
+    start_epoch, start_iter = run.epoch, run.iteration
     model.train()
     with StopRequest() as stop:
         try:
-            for epoch in range(start_epoch, n_epochs):
+            for epoch in range(start_epoch, run.n_epochs):
                 first = start_iter if epoch == start_epoch else 0
-                for it in range(first, n_iter):
+                for it in range(first, run.n_iter):
                     if stop.signum is not None:
-                        save(epoch, it)
+                        run.save(epoch, it, budget)
                         raise Interrupted(
                             f"{stop.name} received at epoch {epoch} iteration {it}; checkpoint "
-                            f"saved to {out_dir / CHECKPOINT}; rerun to resume",
+                            f"saved to {run.out_dir / CHECKPOINT}; rerun to resume",
                             stop.signum,
                         )
-                    global_it = epoch * n_iter + it
-                    spent = time_spent()
+                    global_it = epoch * run.n_iter + it
+                    spent = budget.spent()
                     if spent >= 1.0:
-                        stopped = f"max_minutes {train_cfg['max_minutes']:g}"
+                        stopped = f"max_minutes {cfg['max_minutes']:g}"
                         break
-                    _set_lr(optimizer, train_cfg, max(global_it / max(total_iters, 1), spent))
-                    if getattr(model, "W_basis", None) is not None and refresh_schedule(
-                        global_it, int(train_cfg["W_basis_every"])
-                    ):
-                        args = (optimizer, u, int(train_cfg["W_basis_frames"]), gen)
-                        if hasattr(model, "refresh_basis"):  # per-receiver bases (FlyVis)
-                            model.refresh_basis(*args)
-                        else:
-                            refresh_basis(model, *args)
-                    k = torch.randint(n_starts, (batch,), generator=gen).to(dev)
-                    ub = u[k]
-                    pred, target = _rollout_pred(model, u, du, x_in, k, train_cfg, sim.dt)
-                    data_loss = _data_loss(pred, target, train_cfg["loss"])
-                    terms = regularization(model, ub, train_cfg, xnorm)
-                    loss = data_loss + sum(terms.values()) if terms else data_loss
-                    value = float(loss.detach())
-                    if not math.isfinite(value) or value > threshold:
+                    _set_lr(run.optimizer, cfg, max(global_it / max(run.total, 1), spent))
+                    run.before_step(global_it)
+                    k = run.data.sample(batch, run.gen)
+                    step = train_step(model, run.optimizer, run.data, k, cfg)
+                    if step.diverged:
                         status = "failed"
-                        what = (
-                            "non-finite"
-                            if not math.isfinite(value)
-                            else f"above divergence_threshold {threshold:g}"
-                        )
-                        reason = f"loss {what} ({value:.4g}) at epoch {epoch} iteration {it}"
+                        reason = f"loss {step.diverged} at epoch {epoch} iteration {it}"
                         break
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-                    done_iters += 1
-                    if global_it % log_every == 0 or it == n_iter - 1:
+                    done += 1
+                    if global_it % log_every == 0 or it == run.n_iter - 1:
                         rec = {
                             "iteration": global_it,
                             "epoch": epoch,
-                            "loss": value,
-                            "data_loss": float(data_loss.detach()),
+                            "loss": step.loss,
+                            "data_loss": float(step.data_loss.detach()),
                         }
-                        rec.update({k2: float(v.detach()) for k2, v in terms.items()})
-                        records.append(rec)
-                        bar.set_postfix(loss=f"{value:.4g}", refresh=False)
-                        last_good = {k2: v.detach().clone() for k2, v in model.state_dict().items()}
+                        rec.update({k2: float(v.detach()) for k2, v in step.terms.items()})
+                        run.log.add(rec)
+                        bar.set_postfix(loss=f"{step.loss:.4g}", refresh=False)
+                        run.last_good = {
+                            k2: v.detach().clone() for k2, v in model.state_dict().items()
+                        }
                     if (ckpt_every and (global_it + 1) % ckpt_every == 0) or (
                         ckpt_seconds and time.perf_counter() - last_save >= ckpt_seconds
                     ):
-                        save(epoch, it + 1)
+                        run.save(epoch, it + 1, budget)
+                        last_save = time.perf_counter()
                     bar.update(1)
                 if status != "ok":
                     break
                 if stopped:  # the time budget is spent: the run is finished
-                    save(n_epochs, 0)
+                    run.save(run.n_epochs, 0, budget)
                     break
-                save(epoch + 1, 0)
-                start_iter = 0
+                run.save(epoch + 1, 0, budget)
+                last_save = time.perf_counter()
         finally:
             bar.close()
-
-    if status != "ok" or not all(torch.isfinite(p).all() for p in model.parameters()):
-        if status == "ok":
-            status, reason = "failed", "non-finite parameters after training"
-        model.load_state_dict(last_good)
-
-    wall = elapsed_before + time.perf_counter() - t0
-    with atomic_path(out_dir / MODEL) as tmp:
-        torch.save(model.state_dict(), tmp)
-    loss_df = pd.DataFrame.from_records(records)
-    if loss_df.empty:
-        loss_df = pd.DataFrame(columns=["iteration", "epoch", "loss", "data_loss"])
-    with atomic_path(out_dir / LOSS) as tmp:
-        loss_df.to_csv(tmp, index=False)
-    final_loss = float(loss_df["loss"].iloc[-1]) if len(loss_df) else float("nan")
-    info = {
-        "status": status,
-        "reason": reason,
-        "final_loss": final_loss,
-        "wall_time_s": wall,
-        "training_time_min": wall / 60.0,
-        "iterations_per_epoch": n_iter,
-        "n_epochs": n_epochs,
-        "iterations_done": resume_pos + done_iters,
-        "frames_per_s": done_iters * batch / max(time.perf_counter() - t0, 1e-9)
-        if done_iters
-        else None,
-        "device": str(dev),
-        "xnorm": xnorm,
-        "training_seed": seed,
-        "resumed_from_iteration": resume_pos if ckpt is not None else None,
-        "stopped_by": stopped,
-    }
-    write_json(out_dir / TRAIN_INFO, info)
-    return info
+    return status, reason, stopped, done

@@ -39,9 +39,9 @@ rule simulate_all:
 
 rule train_all:
     input:
-        run_targets("train/train_info.json"),
+        run_targets(f"{TRAIN}/{TRAIN_INFO}"),
 
 
 rule analyze_all:
     input:
-        run_targets("metrics.json"),
+        run_targets(METRICS),

@@ -1,10 +1,12 @@
-# Reads only metrics.json (+ run_config.json) files. Regenerate every table, plot and the report
-# without retraining (mtime triggers: edits of training code or configs do not force reruns):
+# Reads only metrics.json (+ run_config.json) files; each run is scored with the weights of the
+# family its metrics.json names (connectome_gnn.aggregate.scores). Regenerate every table, plot
+# and the report without retraining (mtime triggers: edits of training code or configs do not
+# force reruns):
 #   snakemake aggregate --forcerun aggregate --rerun-triggers mtime --cores 1
 #   snakemake --report results/report.html
 rule aggregate:
     input:
-        metrics=run_targets("metrics.json"),
+        metrics=run_targets(METRICS),
     output:
         summary_outputs(),
         runs=report(summary_csv("runs"), caption="../report/runs.rst", category="Summary"),
@@ -18,16 +20,14 @@ rule aggregate:
             category="Summary",
         ),
         analysis=report(
-            directory(f"{RESULTS}/summary/analysis"),
+            directory(summary_file(ANALYSIS)),
             patterns=["{name}.png", "{name}.csv"],
             caption="../report/analysis.rst",
             category="Analysis",
         ),
     log:
-        f"{RESULTS}/logs/aggregate/aggregate.log",
+        results_path(AGGREGATE_LOG),
     conda:
         "../envs/cpu.yaml"
-    params:
-        score_weights=get_score_weights(),
     script:
         "../scripts/aggregate.py"

@@ -1,13 +1,13 @@
 rule analyze:
     input:
-        settings=f"{RESULTS}/{{model}}/{{sparsity}}/simulation/seed{{seed}}/simulation.json",
-        activity=f"{RESULTS}/{{model}}/{{sparsity}}/simulation/seed{{seed}}/activity.zarr",
-        model=f"{RESULTS}/{{model}}/{{sparsity}}/{{cfg}}/seed{{seed}}/train/model.pt",
-        info=f"{RESULTS}/{{model}}/{{sparsity}}/{{cfg}}/seed{{seed}}/train/train_info.json",
+        settings=simulation_file(SETTINGS),
+        activity=simulation_file(ACTIVITY),
+        model=train_file(MODEL),
+        info=train_file(TRAIN_INFO),
     output:
-        metrics=f"{RESULTS}/{{model}}/{{sparsity}}/{{cfg}}/seed{{seed}}/metrics.json",
+        metrics=run_file(METRICS),
         plots=report(
-            directory(f"{RESULTS}/{{model}}/{{sparsity}}/{{cfg}}/seed{{seed}}/plots"),
+            directory(run_file(PLOTS)),
             patterns=["{name}.png"],
             caption="../report/run_plots.rst",
             category="Runs",
@@ -15,7 +15,7 @@ rule analyze:
             labels={"cfg": "{cfg}", "seed": "{seed}", "plot": "{name}"},
         ),
     log:
-        f"{RESULTS}/logs/analyze/{{model}}/{{sparsity}}/{{cfg}}/seed{{seed}}.log",
+        results_path(run_log_pattern("analyze")),
     group:
         "analyze"
     conda:

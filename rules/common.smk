@@ -2,8 +2,35 @@
 import itertools
 from pathlib import Path
 
-from connectome_gnn.config import ConfigError, format_sparsity, load_train_config
+from connectome_gnn.config import ConfigError, load_train_config
 from connectome_gnn.families.workflow_config import load_workflow_config
+from connectome_gnn.layout import (
+    ACTIVITY,
+    AGGREGATE_LOG,
+    ANALYSIS,
+    CONNECTIVITY,
+    LOSS,
+    METRICS,
+    MODEL,
+    NEURONS,
+    PLOTS,
+    RUN_CONFIG,
+    RUN_PATTERN,
+    SETTINGS,
+    SIMULATION_LOG_PATTERN,
+    SIMULATION_PATTERN,
+    SIMULATION_PLOT,
+    SUMMARY,
+    SUMMARY_MARKDOWN,
+    SUMMARY_TABLES,
+    TABLE_FORMATS,
+    TRAIN,
+    TRAIN_BENCHMARK_PATTERN,
+    TRAIN_INFO,
+    TRAIN_PATTERN,
+    format_sparsity,
+    run_log_pattern,
+)
 
 try:
     config = load_workflow_config(config, source="workflow config")
@@ -34,36 +61,57 @@ def runs():
     return list(itertools.product(GRID["model"], SPARSITIES, GRID["cfg"], GRID["seed"]))
 
 
+def results_path(pattern):
+    """A path template of connectome_gnn.layout (Snakemake wildcards) under the results dir."""
+    return f"{RESULTS}/{pattern}"
+
+
+def simulation_file(name):
+    return results_path(f"{SIMULATION_PATTERN}/{name}")
+
+
+def run_file(name):
+    return results_path(f"{RUN_PATTERN}/{name}")
+
+
+def train_file(name):
+    return results_path(f"{TRAIN_PATTERN}/{name}")
+
+
 def simulation_targets():
     return sorted(
-        {f"{RESULTS}/{m}/{s}/simulation/seed{seed}/simulation.json" for m, s, _, seed in runs()}
+        {
+            simulation_file(SETTINGS).format(model=m, sparsity=s, seed=seed)
+            for m, s, _, seed in runs()
+        }
     )
 
 
 def run_targets(name):
-    return [f"{RESULTS}/{m}/{s}/{c}/seed{seed}/{name}" for m, s, c, seed in runs()]
+    """``name`` (a file of the run directory, e.g. metrics.json) of every run of the grid."""
+    return [
+        run_file(name).format(model=m, sparsity=s, cfg=c, seed=seed) for m, s, c, seed in runs()
+    ]
 
 
-SUMMARY_TABLES = ["runs", "best", "replicates", "classification"]
+def summary_file(name):
+    return results_path(f"{SUMMARY}/{name}")
 
 
 def summary_outputs():
     """Summary files besides the CSV tables and the analysis directory (see summary_targets)."""
-    out = [f"{RESULTS}/summary/{t}.{ext}" for t in SUMMARY_TABLES for ext in ("parquet", "md")]
-    return out + [f"{RESULTS}/summary/summary.md"]
+    formats = [ext for ext in TABLE_FORMATS if ext != "csv"]  # CSV: see rule aggregate
+    out = [summary_file(f"{t}.{ext}") for t in SUMMARY_TABLES for ext in formats]
+    return out + [summary_file(SUMMARY_MARKDOWN)]
 
 
 def summary_csv(table):
-    return f"{RESULTS}/summary/{table}.csv"
+    return summary_file(f"{table}.csv")
 
 
 def summary_targets():
     """Everything rule aggregate writes."""
-    return (
-        summary_outputs()
-        + [summary_csv(t) for t in SUMMARY_TABLES]
-        + [f"{RESULTS}/summary/analysis"]
-    )
+    return summary_outputs() + [summary_csv(t) for t in SUMMARY_TABLES] + [summary_file(ANALYSIS)]
 
 
 def get_model_config(wildcards):
@@ -81,13 +129,6 @@ def get_run_id(wildcards):
         "cfg": wildcards.cfg,
         "seed": int(wildcards.seed),
     }
-
-
-def get_score_weights():
-    from connectome_gnn.families import get_family
-
-    families = {config["models"][m]["family"] for m in GRID["model"]}
-    return get_family(sorted(families)[0]).score_weights
 
 
 def train_mem_mb(wildcards, attempt):

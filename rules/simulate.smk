@@ -1,14 +1,12 @@
 rule simulate:
     output:
-        activity=directory(
-            f"{RESULTS}/{{model}}/{{sparsity}}/simulation/seed{{seed}}/activity.zarr"
-        ),
-        connectivity=f"{RESULTS}/{{model}}/{{sparsity}}/simulation/seed{{seed}}/connectivity.npz",
-        neurons=f"{RESULTS}/{{model}}/{{sparsity}}/simulation/seed{{seed}}/neurons.csv",
-        settings=f"{RESULTS}/{{model}}/{{sparsity}}/simulation/seed{{seed}}/simulation.json",
-        plot=f"{RESULTS}/{{model}}/{{sparsity}}/simulation/seed{{seed}}/simulation.png",
+        activity=directory(simulation_file(ACTIVITY)),
+        connectivity=simulation_file(CONNECTIVITY),
+        neurons=simulation_file(NEURONS),
+        settings=simulation_file(SETTINGS),
+        plot=simulation_file(SIMULATION_PLOT),
     log:
-        f"{RESULTS}/logs/simulate/{{model}}/{{sparsity}}/seed{{seed}}.log",
+        results_path(SIMULATION_LOG_PATTERN),
     conda:
         "../envs/cpu.yaml"
     resources:

@@ -1,17 +1,17 @@
 # The GPU job: profiles/slurm asks for one GPU (gpu: 1 -> --gpus) for this rule.
 rule train:
     input:
-        settings=f"{RESULTS}/{{model}}/{{sparsity}}/simulation/seed{{seed}}/simulation.json",
-        activity=f"{RESULTS}/{{model}}/{{sparsity}}/simulation/seed{{seed}}/activity.zarr",
+        settings=simulation_file(SETTINGS),
+        activity=simulation_file(ACTIVITY),
     output:
-        model=f"{RESULTS}/{{model}}/{{sparsity}}/{{cfg}}/seed{{seed}}/train/model.pt",
-        info=f"{RESULTS}/{{model}}/{{sparsity}}/{{cfg}}/seed{{seed}}/train/train_info.json",
-        loss=f"{RESULTS}/{{model}}/{{sparsity}}/{{cfg}}/seed{{seed}}/train/loss.csv",
-        run_config=f"{RESULTS}/{{model}}/{{sparsity}}/{{cfg}}/seed{{seed}}/train/run_config.json",
+        model=train_file(MODEL),
+        info=train_file(TRAIN_INFO),
+        loss=train_file(LOSS),
+        run_config=train_file(RUN_CONFIG),
     log:
-        f"{RESULTS}/logs/train/{{model}}/{{sparsity}}/{{cfg}}/seed{{seed}}.log",
+        results_path(run_log_pattern("train")),
     benchmark:
-        f"{RESULTS}/benchmarks/train/{{model}}/{{sparsity}}/{{cfg}}/seed{{seed}}.tsv"
+        results_path(TRAIN_BENCHMARK_PATTERN)
     conda:
         "../envs/gpu.yaml"
     threads: 2

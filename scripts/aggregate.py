@@ -10,6 +10,5 @@ run_logged(
     aggregate,
     list(snakemake.input.metrics),
     Path(snakemake.output[0]).parent,
-    score_weights=snakemake.params.score_weights,
     analysis_dir=snakemake.output.analysis,
 )

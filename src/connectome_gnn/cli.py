@@ -23,8 +23,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from .io import TRAIN_INFO, DataError, read_json
-from .workflow import set_aside_checkpoints
+from .io import DataError, read_json
+from .layout import EXPLORATIONS, RUN_GLOB, TRAIN, TRAIN_INFO, set_aside_checkpoints
 
 
 def _snakemake() -> str:
@@ -34,7 +34,7 @@ def _snakemake() -> str:
 def failed_runs(results: str | Path) -> list[Path]:
     """train_info.json files under ``results`` whose status is not ok (unreadable ones count)."""
     out = []
-    for path in sorted(Path(results).glob(f"*/*/*/seed*/train/{TRAIN_INFO}")):
+    for path in sorted(Path(results).glob(f"{RUN_GLOB}/{TRAIN}/{TRAIN_INFO}")):
         try:
             status = read_json(path).get("status")
         except DataError:
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     for p in (p_exp, p_rep, p_add):
         p.add_argument("experiment", help="experiment YAML (config/experiments/*.yaml)")
         p.add_argument("--config", default="config/config.yaml", help="workflow config")
-        p.add_argument("--root", default="results/explorations")
+        p.add_argument("--root", default=f"results/{EXPLORATIONS}")
     p_exp.add_argument("--iterations", type=int, default=None, help="default: until done")
     p_exp.add_argument("--snakefile", default="Snakefile")
     p_exp.add_argument(

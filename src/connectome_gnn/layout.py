@@ -8,12 +8,17 @@ Under the results directory::
         train/  model.pt  checkpoint.pt  loss.csv  train_info.json  run_config.json
         metrics.json  plots/
     summary/                                     the aggregate tables
+        {runs,best,replicates,classification}.{parquet,csv,md}  summary.md  analysis/
     logs/{stage}/...  benchmarks/train/...
+    explorations/{name}/                         an exploration (connectome_gnn.explore)
+        nodes.yaml  configs/{cfg}.yaml  workflow.yaml  ucb_scores.*  iteration_log.md
+        iterations.*  summary/
 
 ``sparsity`` is the filling factor as :func:`format_sparsity` writes it (``1``, ``0.5``).
 :func:`simulation_dir`, :func:`run_dir` and :func:`train_dir` format these paths,
 :func:`parse_run_dir` reads a run's identity back from its path; the ``*_PATTERN`` strings are
-the same templates with Snakemake wildcards, for the rules.
+the same templates with Snakemake wildcards, for the rules.  :func:`set_aside_checkpoints`
+renames the checkpoint of failed runs (``checkpoint.pt`` -> ``checkpoint.failed.pt``).
 """
 
 from __future__ import annotations
@@ -43,12 +48,40 @@ RUN_CONFIG = "run_config.json"
 METRICS = "metrics.json"
 PLOTS = "plots"
 
+# -- the aggregate summary (results/summary/) and the analysis of the same runs in it
 SUMMARY = "summary"
+SUMMARY_TABLES = ("runs", "best", "replicates", "classification")
+TABLE_FORMATS = ("parquet", "csv", "md")
+SUMMARY_MARKDOWN = "summary.md"
+ANALYSIS = "analysis"
+
+# -- an exploration directory (results/explorations/{name}/)
+EXPLORATIONS = "explorations"
+NODES = "nodes.yaml"
+EXPLORATION_CONFIGS = "configs"
+EXPLORATION_WORKFLOW = "workflow.yaml"
+UCB_SCORES = "ucb_scores"
+ITERATION_LOG = "iteration_log.md"
+ITERATIONS = "iterations"
+
+LOGS = "logs"
+BENCHMARKS = "benchmarks"
 
 # -- templates with Snakemake wildcards (relative to the results directory)
 SIMULATION_PATTERN = "{model}/{sparsity}/simulation/seed{seed}"
 RUN_PATTERN = "{model}/{sparsity}/{cfg}/seed{seed}"
 TRAIN_PATTERN = f"{RUN_PATTERN}/{TRAIN}"
+SIMULATION_LOG_PATTERN = f"{LOGS}/simulate/{{model}}/{{sparsity}}/seed{{seed}}.log"
+TRAIN_BENCHMARK_PATTERN = f"{BENCHMARKS}/train/{RUN_PATTERN}.tsv"
+AGGREGATE_LOG = f"{LOGS}/aggregate/aggregate.log"
+#: every run directory below the results directory (glob)
+RUN_GLOB = "*/*/*/seed*"
+
+
+def run_log_pattern(stage: str) -> str:
+    """``logs/{stage}/{model}/{sparsity}/{cfg}/seed{seed}.log``: the log of a run's job."""
+    return f"{LOGS}/{stage}/{RUN_PATTERN}.log"
+
 
 _SEED_DIR = re.compile(r"^seed(-?\d+)$")
 
@@ -91,3 +124,14 @@ def parse_run_dir(path: str | Path) -> dict | None:
         return None
     model, sparsity, cfg = parts[-4], parts[-3], parts[-2]
     return {"model": model, "sparsity": sparsity, "cfg": cfg, "seed": int(match.group(1))}
+
+
+def set_aside_checkpoints(train_infos: list[Path]) -> list[Path]:
+    """Rename the checkpoint.pt of failed runs to checkpoint.failed.pt (kept for inspection),
+    so that their rerun trains from scratch instead of resuming towards the same failure."""
+    moved = []
+    for path in train_infos:
+        ckpt = Path(path).parent / CHECKPOINT
+        if ckpt.is_file():
+            moved.append(ckpt.replace(ckpt.with_name(FAILED_CHECKPOINT)))
+    return moved

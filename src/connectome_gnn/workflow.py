@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, DataError, Interrupted
-from .layout import CHECKPOINT, FAILED_CHECKPOINT
+from .layout import set_aside_checkpoints  # noqa: F401 - re-exported (moved to layout)
 
 CLEAN_ERRORS = (ConfigError, DataError, FileNotFoundError)
 
@@ -48,14 +48,3 @@ def run_logged(log_path: str | Path, fn: Callable[..., Any], *args, **kwargs) ->
             raise
         finally:
             sys.stdout, sys.stderr = old_out, old_err
-
-
-def set_aside_checkpoints(train_infos: list[Path]) -> list[Path]:
-    """Rename the checkpoint.pt of failed runs to checkpoint.failed.pt (kept for inspection),
-    so that their rerun trains from scratch instead of resuming towards the same failure."""
-    moved = []
-    for path in train_infos:
-        ckpt = Path(path).parent / CHECKPOINT
-        if ckpt.is_file():
-            moved.append(ckpt.replace(ckpt.with_name(FAILED_CHECKPOINT)))
-    return moved

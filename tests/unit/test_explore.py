@@ -32,7 +32,7 @@ from connectome_gnn.explore import (
     write_log,
     write_ucb_scores,
 )
-from connectome_gnn.explore._format import format_value
+from connectome_gnn.text import format_value
 
 WEIGHTS = {"connectivity_R2": 0.6, "cluster_accuracy": 0.4}
 BASE = {"lr_W": 1e-3, "lr": 5e-4, "lr_emb": 7.5e-4, "batch_size": 8}
@@ -670,3 +670,34 @@ def test_rerun_failed_nodes_only(tmp_path, repo_root, monkeypatch):
     fake3 = FakeSnakemake()
     Explorer(exp, tmp_path / "config.yaml", root, runner=fake3).run(0, rerun_failed=True)
     assert fake3.calls == []
+
+
+# ---------------------------------------------------------------------------------------------
+# search space per family
+# ---------------------------------------------------------------------------------------------
+
+
+def test_each_family_has_its_own_search_space(repo_root):
+    from connectome_gnn.config import load_train_config
+    from connectome_gnn.explore import default_space
+
+    assert default_space("signal") == SIGNAL_SPACE
+    flyvis = default_space("flyvis")
+    assert flyvis != SIGNAL_SPACE  # no fallback to the signal space
+    assert flyvis["lr_emb"].high == 0.1 and SIGNAL_SPACE["lr_emb"].high == 1e-2
+    for recipe in ("flyvis", "flyvis_cpu"):  # the shipped recipes lie inside it
+        cfg = load_train_config(repo_root / "config" / "train" / f"{recipe}.yaml")
+        for name, spec in flyvis.items():
+            assert spec.contains(cfg[name]), (recipe, name, cfg[name])
+    exp = load_experiment(experiment(family="flyvis", score_weights=None))
+    assert exp["space"] == {name: spec.to_dict() for name, spec in flyvis.items()}
+    assert exp["score_weights"] == WEIGHTS  # flyvis declares 0.6 R2 + 0.4 clustering too
+
+
+def test_unknown_family_is_a_clear_error():
+    from connectome_gnn.explore import default_space
+
+    with pytest.raises(ConfigError, match="model family 'nope': unknown model family 'nope'"):
+        default_space("nope")
+    with pytest.raises(ConfigError, match="experiment: field 'family': unknown model family"):
+        load_experiment(experiment(family="nope", score_weights=None))

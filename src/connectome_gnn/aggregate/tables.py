@@ -1,10 +1,10 @@
-"""Aggregate per-run ``metrics.json`` files into summary tables.
+"""The run tables of rule aggregate, from per-run ``metrics.json`` files.
 
 Each trained run lives at ``results/{model}/{sparsity}/{cfg}/seed{seed}/`` and holds a flat
 ``metrics.json`` plus (optionally) ``train/run_config.json``.  This module only reads those JSON
 files - it never imports torch - so aggregating a thousand runs takes a few seconds.
 
-Tables produced by :func:`aggregate`:
+Tables (written by :func:`.report.aggregate`):
 
 ``runs``
     one row per run: identity columns, every metric (nested objects such as ``per_type_R2``
@@ -24,8 +24,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,95 +32,52 @@ import numpy as np
 import pandas as pd
 
 from ..io import DataError
+from ..layout import RUN_CONFIG, TRAIN, parse_run_dir
+from ..text import as_float, mean_std_text, natural_key
+from .columns import (
+    CELL_KEYS,
+    CORE_METRICS,
+    HEADLINE_METRICS,
+    ID_COLUMNS,
+    KNOWN_METRICS,
+    REPLICATE_KEYS,
+    group_sizes,
+    is_ok,
+    numeric,
+    sort_runs,
+)
+from .scores import row_scores, weighted_metrics
 
 __all__ = [
     "CLASSIFICATIONS",
-    "CORE_METRICS",
-    "DEFAULT_SCORE_WEIGHTS",
-    "KNOWN_METRICS",
-    "aggregate",
     "best_runs",
     "classification_counts",
     "classify",
     "default_replicate_metrics",
     "load_runs",
     "replicate_stats",
-    "to_markdown",
-    "write_table",
 ]
 
-METRICS_FILE = "metrics.json"
-RUN_CONFIG_FILE = Path("train") / "run_config.json"
-
-#: Columns identifying a run; the runs table starts with them.
-ID_COLUMNS = ("model", "sparsity", "filling_factor", "cfg", "seed")
-#: Group keys of :func:`best_runs` / :func:`classification_counts`.
-CELL_KEYS = ["model", "sparsity"]
-#: Group keys of :func:`replicate_stats`.
-REPLICATE_KEYS = ["model", "sparsity", "cfg"]
+RUN_CONFIG_FILE = Path(TRAIN) / RUN_CONFIG
 
 #: Classification labels, best first.
 CLASSIFICATIONS = ("converged", "partial-W", "partial-E", "partial", "failed")
+
 #: Threshold above which connectivity / clustering counts as recovered.
 GOOD = 0.9
+
 #: Threshold below which both together count as a failure.
 BAD = 0.1
 
-DEFAULT_SCORE_WEIGHTS: dict[str, float] = {"connectivity_R2": 0.6, "cluster_accuracy": 0.4}
-
-#: Metrics always summarised by :func:`replicate_stats` (NaN when absent).
-CORE_METRICS = (
-    "connectivity_R2",
-    "cluster_accuracy",
-    "test_R2",
-    "test_pearson",
-    "final_loss",
-    "training_time_min",
-)
-#: Every scalar metric name known to the aggregator (families may add more, e.g. tau_R2).
-KNOWN_METRICS = (
-    "connectivity_R2",
-    "connectivity_R2_raw",
-    "connectivity_slope",
-    "W_pearson",
-    "sign_match",
-    "MagRatio",
-    "in_sum_pearson",
-    "out_sum_pearson",
-    "cluster_accuracy",
-    "cluster_accuracy_single_linkage",
-    "test_R2",
-    "test_pearson",
-    "tau_R2",
-    "V_rest_R2",
-    "tau_R2_active",
-    "V_rest_R2_active",
-    "tau_R2_identifiable",
-    "V_rest_R2_identifiable",
-    "final_loss",
-    "training_time_min",
-)
-
 # columns that are added by the aggregator itself; a training parameter never takes these names
 _DERIVED_COLUMNS = ("filling_factor", "classification", "run_dir", "score", "n_runs", "n_ok")
+
 _ID_KEYS = ("model", "sparsity", "cfg", "seed")
-_SEED_DIR = re.compile(r"^seed(-?\d+)$")
 
 
 # --------------------------------------------------------------------------------------------
 # classification
 # --------------------------------------------------------------------------------------------
-
-
-def _as_float(value: Any) -> float:
-    """``value`` as a float; ``nan`` for None, non-numbers and non-finite values."""
-    if value is None or isinstance(value, bool | str):
-        return math.nan
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        return math.nan
-    return x if math.isfinite(x) else math.nan
 
 
 def classify(connectivity_R2: Any, cluster_accuracy: Any, status: Any = "ok") -> str:
@@ -144,8 +99,8 @@ def classify(connectivity_R2: Any, cluster_accuracy: Any, status: Any = "ok") ->
     """
     if str(status).strip().lower() != "ok":
         return "failed"
-    r2 = _as_float(connectivity_R2)
-    acc = _as_float(cluster_accuracy)
+    r2 = as_float(connectivity_R2)
+    acc = as_float(cluster_accuracy)
     if math.isnan(r2) or math.isnan(acc):
         return "failed"
     if r2 > GOOD and acc > GOOD:
@@ -181,15 +136,6 @@ def _read_json_object(path: Path) -> dict:
     return data
 
 
-def _natural_key(text: str) -> tuple:
-    """Sort key putting ``t2`` before ``t10``."""
-    return tuple(
-        (0, int(part), "") if part.isdigit() else (1, 0, part)
-        for part in re.split(r"(\d+)", str(text))
-        if part
-    )
-
-
 def _scalar(value: Any) -> Any:
     """A value storable in one table cell: lists/tuples become JSON text."""
     if isinstance(value, list | tuple):
@@ -207,7 +153,7 @@ def _flatten(data: Mapping, prefix: str = "") -> dict[str, Any]:
         name = f"{prefix}{key}"
         if isinstance(value, Mapping):
             nested = _flatten(value, prefix=f"{name}_")
-            for sub in sorted(nested, key=_natural_key):
+            for sub in sorted(nested, key=natural_key):
                 out[sub] = nested[sub]
         else:
             out[name] = _scalar(value)
@@ -233,20 +179,6 @@ def _filling_factor(value: Any) -> float:
     return x
 
 
-def _ids_from_path(path: Path) -> dict[str, Any]:
-    """Identity recovered from ``.../{model}/{sparsity}/{cfg}/seed{seed}/metrics.json``."""
-    run_dir = path.parent
-    match = _SEED_DIR.match(run_dir.name)
-    if not match or len(run_dir.parents) < 3:
-        return {}
-    return {
-        "seed": int(match.group(1)),
-        "cfg": run_dir.parent.name,
-        "sparsity": run_dir.parent.parent.name,
-        "model": run_dir.parent.parent.parent.name,
-    }
-
-
 def _read_run(metrics_path: Path) -> dict[str, Any]:
     """Raw parts of one run: flattened metrics, training params, simulation settings."""
     metrics = _read_json_object(metrics_path)
@@ -259,7 +191,7 @@ def _read_run(metrics_path: Path) -> dict[str, Any]:
         value = metrics.get(key, config.get(key))
         if value is None:
             if from_path is None:
-                from_path = _ids_from_path(metrics_path)
+                from_path = parse_run_dir(metrics_path) or {}
             value = from_path.get(key)
         if value is None:
             raise DataError(f"{metrics_path}: no {key!r} in the file, its run_config or its path")
@@ -303,20 +235,6 @@ def _normalise_paths(metrics_paths: Iterable[str | os.PathLike] | str | os.PathL
     if isinstance(metrics_paths, str | os.PathLike):
         return [Path(metrics_paths)]
     return [Path(p) for p in metrics_paths]
-
-
-def _sort_runs(df: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
-    """Sort by model, numeric sparsity (then its text), cfg, seed - whichever are given."""
-    by = []
-    for key in keys:
-        if key == "sparsity":
-            by += ["filling_factor", "sparsity"]
-        else:
-            by.append(key)
-    by = [c for c in by if c in df.columns]
-    if not by or df.empty:
-        return df.reset_index(drop=True)
-    return df.sort_values(by, kind="stable", na_position="last").reset_index(drop=True)
 
 
 def load_runs(metrics_paths: Iterable[str | os.PathLike] | str | os.PathLike) -> pd.DataFrame:
@@ -390,7 +308,7 @@ def load_runs(metrics_paths: Iterable[str | os.PathLike] | str | os.PathLike) ->
     if not df.empty:
         df["seed"] = df["seed"].astype("int64")
         df["filling_factor"] = df["filling_factor"].astype("float64")
-    df = _sort_runs(df, REPLICATE_KEYS + ["seed"])
+    df = sort_runs(df, REPLICATE_KEYS + ["seed"])
     # scalar metrics (not flattened nested objects): the columns of the markdown views
     df.attrs["metric_columns"] = [c for c in rest_metrics if c not in nested_cols]
     return df
@@ -401,58 +319,27 @@ def load_runs(metrics_paths: Iterable[str | os.PathLike] | str | os.PathLike) ->
 # --------------------------------------------------------------------------------------------
 
 
-def _numeric(df: pd.DataFrame, column: str) -> pd.Series:
-    """Column as floats (NaN where missing or not numeric); all-NaN if the column is absent."""
-    if column not in df.columns:
-        return pd.Series(np.nan, index=df.index, dtype="float64")
-    values = pd.to_numeric(df[column], errors="coerce").astype("float64")
-    return values.where(np.isfinite(values))
-
-
-def _is_ok(df: pd.DataFrame) -> pd.Series:
-    if "status" not in df.columns:
-        return pd.Series(True, index=df.index)
-    return df["status"].astype("string").str.strip().str.lower().eq("ok").fillna(False)
-
-
-def _group_sizes(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """Per group: its keys, filling_factor, n_runs and n_ok, in first-seen order."""
-    frame = df[keys].copy()
-    frame["filling_factor"] = df["filling_factor"] if "filling_factor" in df else np.nan
-    frame["_ok"] = _is_ok(df).astype("int64")
-    sizes = frame.groupby(keys, sort=False, dropna=False).agg(
-        filling_factor=("filling_factor", "first"),
-        n_runs=("_ok", "size"),
-        n_ok=("_ok", "sum"),
-    )
-    return sizes.reset_index()
-
-
 def best_runs(df: pd.DataFrame, score_weights: Mapping[str, float] | None = None) -> pd.DataFrame:
     """Best ``ok`` run per (model, sparsity) by a weighted score.
 
-    ``score = sum(weight * metric)`` over ``score_weights`` (default
-    ``{"connectivity_R2": 0.6, "cluster_accuracy": 0.4}``).  A run whose status is not ``ok`` or
+    ``score = sum(weight * metric)`` over ``score_weights``, by default those of each run's
+    family (:func:`.scores.row_scores`; signal and flyvis: ``{"connectivity_R2": 0.6,
+    "cluster_accuracy": 0.4}``).  A run whose status is not ``ok`` or
     that misses one of the weighted metrics cannot be best; ties go to the first run in
     (cfg, seed) order.  The result has the runs-table columns plus ``score``, ``n_runs`` and
     ``n_ok``.  A (model, sparsity) cell with no eligible run still gets a row, with status
     ``failed``, a ``reason`` and NaN metrics, so empty cells stay visible.
     """
-    weights = dict(DEFAULT_SCORE_WEIGHTS if score_weights is None else score_weights)
-    if not weights:
+    if score_weights is not None and not score_weights:
         raise ValueError("score_weights must name at least one metric")
     base_cols = [c for c in df.columns]
     cols = _insert_after(base_cols, "classification", ["score", "n_runs", "n_ok"])
     if df.empty:
         return pd.DataFrame(columns=cols)
 
-    score = pd.Series(0.0, index=df.index)
-    for metric, weight in weights.items():
-        score = score + float(weight) * _numeric(df, metric)
-    score = score.where(_is_ok(df))
-    scored = df.assign(score=score)
+    scored = df.assign(score=row_scores(df, score_weights))
 
-    sizes = _group_sizes(df, CELL_KEYS)
+    sizes = group_sizes(df, CELL_KEYS)
     records = []
     groups = scored.groupby(CELL_KEYS, sort=False, dropna=False)
     for _, cell in sizes.iterrows():
@@ -461,7 +348,7 @@ def best_runs(df: pd.DataFrame, score_weights: Mapping[str, float] | None = None
         if members["score"].notna().any():
             row = members.loc[members["score"].idxmax()].to_dict()
         else:
-            missing = ", ".join(weights)
+            missing = ", ".join(weighted_metrics(members, score_weights))
             reason = "no ok run" if cell["n_ok"] == 0 else f"no ok run with finite {missing}"
             row = {
                 "model": cell["model"],
@@ -477,7 +364,7 @@ def best_runs(df: pd.DataFrame, score_weights: Mapping[str, float] | None = None
     out = pd.DataFrame.from_records(records, columns=cols)
     out["seed"] = pd.to_numeric(out["seed"], errors="coerce").astype("Int64")
     out["score"] = pd.to_numeric(out["score"], errors="coerce").astype("float64")
-    out = _sort_runs(out, CELL_KEYS)
+    out = sort_runs(out, CELL_KEYS)
     out.attrs = dict(df.attrs)
     return out
 
@@ -486,21 +373,6 @@ def _insert_after(columns: list[str], anchor: str, new: list[str]) -> list[str]:
     columns = [c for c in columns if c not in new]
     pos = columns.index(anchor) + 1 if anchor in columns else len(columns)
     return columns[:pos] + new + columns[pos:]
-
-
-def _fmt(x: float) -> str:
-    """Compact number: 4 decimals, scientific for very small or large magnitudes."""
-    if x is None or not math.isfinite(x):
-        return "n/a"
-    if x == 0 or 1e-3 <= abs(x) < 1e5:
-        return f"{x:.4f}"
-    return f"{x:.3e}"
-
-
-def _mean_std_text(mean: float, std: float) -> str:
-    if mean is None or not math.isfinite(mean):
-        return "n/a"
-    return f"{_fmt(mean)} ± {_fmt(std)}"
 
 
 def default_replicate_metrics(df: pd.DataFrame) -> list[str]:
@@ -529,9 +401,9 @@ def replicate_stats(df: pd.DataFrame, metrics: Sequence[str] | None = None) -> p
     if df.empty:
         return pd.DataFrame(columns=cols)
 
-    sizes = _group_sizes(df, REPLICATE_KEYS).set_index(REPLICATE_KEYS)
-    ok = _is_ok(df)
-    values = pd.DataFrame({m: _numeric(df, m) for m in metrics}, index=df.index)
+    sizes = group_sizes(df, REPLICATE_KEYS).set_index(REPLICATE_KEYS)
+    ok = is_ok(df)
+    values = pd.DataFrame({m: numeric(df, m) for m in metrics}, index=df.index)
     values = pd.concat([df[REPLICATE_KEYS], values], axis=1)[ok]
     grouped = values.groupby(REPLICATE_KEYS, sort=False, dropna=False)
     means = grouped[metrics].mean().reindex(sizes.index)
@@ -542,12 +414,12 @@ def replicate_stats(df: pd.DataFrame, metrics: Sequence[str] | None = None) -> p
         out[f"{m}_mean"] = means[m].astype("float64")
         out[f"{m}_std"] = stds[m].astype("float64")
         out[f"{m}_mean_std"] = [
-            _mean_std_text(a, b) for a, b in zip(out[f"{m}_mean"], out[f"{m}_std"], strict=True)
+            mean_std_text(a, b) for a, b in zip(out[f"{m}_mean"], out[f"{m}_std"], strict=True)
         ]
     out = out.reset_index()[cols]
     out["n_runs"] = out["n_runs"].astype("int64")
     out["n_ok"] = out["n_ok"].astype("int64")
-    return _sort_runs(out, REPLICATE_KEYS)
+    return sort_runs(out, REPLICATE_KEYS)
 
 
 def classification_counts(df: pd.DataFrame) -> pd.DataFrame:
@@ -559,7 +431,7 @@ def classification_counts(df: pd.DataFrame) -> pd.DataFrame:
     cols = [*CELL_KEYS, "filling_factor", *CLASSIFICATIONS, "n_runs"]
     if df.empty:
         return pd.DataFrame(columns=cols)
-    sizes = _group_sizes(df, CELL_KEYS).set_index(CELL_KEYS)
+    sizes = group_sizes(df, CELL_KEYS).set_index(CELL_KEYS)
     labels = df["classification"] if "classification" in df else pd.Series("failed", df.index)
     counts = (
         pd.crosstab([df["model"], df["sparsity"]], labels.astype("string"))
@@ -570,195 +442,4 @@ def classification_counts(df: pd.DataFrame) -> pd.DataFrame:
     out = pd.concat([sizes[["filling_factor"]], counts, sizes[["n_runs"]]], axis=1)
     out = out.reset_index()[cols]
     out.columns.name = None
-    return _sort_runs(out, CELL_KEYS)
-
-
-# --------------------------------------------------------------------------------------------
-# output
-# --------------------------------------------------------------------------------------------
-
-
-def to_markdown(df: pd.DataFrame, floatfmt: str = ".4f") -> str:
-    """GitHub-flavoured markdown table of ``df`` (no index), via ``DataFrame.to_markdown``.
-
-    Floats are formatted with ``floatfmt``; text columns are shown verbatim (so a sparsity
-    ``"0.5"`` stays ``0.5``) and missing values are left blank.  Numeric columns are
-    right-aligned.  Needs ``tabulate``.
-    """
-    if df.columns.empty:
-        return "_(no columns)_"
-    if df.empty:
-        return "| " + " | ".join(map(str, df.columns)) + " |\n" + "|---" * len(df.columns) + "|"
-    cells = {}
-    align = []
-    for i in range(df.shape[1]):
-        series = df.iloc[:, i]
-        numeric = pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
-        align.append("right" if numeric else "left")
-        cells[i] = [_cell(v, floatfmt) for v in series.tolist()]
-    view = pd.DataFrame(cells, index=range(len(df)))
-    view.columns = [str(c) for c in df.columns]
-    return view.to_markdown(index=False, disable_numparse=True, colalign=align)
-
-
-def _cell(value: Any, floatfmt: str) -> str:
-    """Text of one markdown cell: floats via ``floatfmt``, missing values blank."""
-    if value is None or value is pd.NA or value is pd.NaT:
-        return ""
-    if isinstance(value, float | np.floating):
-        return "" if math.isnan(value) else format(float(value), floatfmt)
-    return str(value)
-
-
-def _parquet_safe(df: pd.DataFrame) -> pd.DataFrame:
-    """Copy of ``df`` whose object columns pyarrow can store.
-
-    Object columns holding only numbers become floats; columns mixing types (say a parameter
-    that is a number in one run and text in another) become text.  Missing values stay missing.
-    """
-    out = df.copy()
-    for col in out.columns:
-        series = out[col]
-        if series.dtype != object:
-            continue
-        present = series[series.notna()]
-        kinds = {type(v) for v in present}
-        if not kinds:
-            continue
-        if all(issubclass(k, int | float | np.integer | np.floating) for k in kinds) and not any(
-            issubclass(k, bool | np.bool_) for k in kinds
-        ):
-            if len(kinds) > 1:
-                out[col] = pd.to_numeric(series, errors="coerce")
-            continue
-        if len(kinds) > 1 or any(issubclass(k, Mapping | list | tuple) for k in kinds):
-            out[col] = series.map(
-                lambda v: v if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
-            ).astype(object)
-    return out
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` on a temporary sibling, then rename it onto ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def _write_text(path: Path, text: str) -> None:
-    _atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-
-
-def write_table(
-    df: pd.DataFrame,
-    stem: str | os.PathLike,
-    markdown_columns: Sequence[str] | None = None,
-    floatfmt: str = ".4f",
-) -> dict[str, Path]:
-    """Write ``<stem>.parquet``, ``<stem>.csv`` and ``<stem>.md``, each atomically.
-
-    Each file is written to a temporary sibling first and renamed into place, so readers never
-    see a half-written table.  ``markdown_columns`` restricts the markdown view (the parquet and
-    CSV files always hold every column).  Returns the written paths by suffix.
-    """
-    stem = Path(stem)
-    paths = {ext: stem.with_name(f"{stem.name}.{ext}") for ext in ("parquet", "csv", "md")}
-    safe = _parquet_safe(df)
-    safe.attrs = {}  # keep parquet metadata small and JSON-clean
-    _atomic_write(paths["parquet"], lambda tmp: safe.to_parquet(tmp, index=False, engine="pyarrow"))
-    _atomic_write(paths["csv"], lambda tmp: df.to_csv(tmp, index=False))
-    view = df if markdown_columns is None else df[[c for c in markdown_columns if c in df]]
-    _write_text(paths["md"], to_markdown(view, floatfmt=floatfmt) + "\n")
-    return paths
-
-
-def _markdown_views(tables: dict[str, pd.DataFrame]) -> dict[str, list[str]]:
-    """Readable column subsets for the markdown files (parquet/CSV keep everything)."""
-    runs = tables["runs"]
-    metric_cols = [m for m in HEADLINE_METRICS if m in runs]
-    ident = ["model", "sparsity", "cfg", "seed", "status", "classification"]
-    replicates = tables["replicates"]
-    return {
-        "runs": [*ident, *metric_cols, "reason"],
-        "best": [*ident, "score", "n_runs", "n_ok", *metric_cols, "reason"],
-        "replicates": [
-            *REPLICATE_KEYS,
-            "n_runs",
-            "n_ok",
-            *[f"{m}_mean_std" for m in HEADLINE_METRICS if f"{m}_mean_std" in replicates],
-        ],
-        "classification": [*CELL_KEYS, *CLASSIFICATIONS, "n_runs"],
-    }
-
-
-# metrics shown in the markdown views (parquet/CSV keep every column)
-HEADLINE_METRICS = (
-    "connectivity_R2",
-    "cluster_accuracy",
-    "tau_R2",
-    "V_rest_R2",
-    "test_R2",
-    "test_pearson",
-    "final_loss",
-    "training_time_min",
-)
-
-_HEADINGS = {
-    "runs": "## All runs",
-    "best": "## Best run per (model, sparsity)",
-    "replicates": "## Replicates (mean ± std)",
-    "classification": "## Classification",
-}
-
-
-def aggregate(
-    metrics_paths: Iterable[str | os.PathLike] | str | os.PathLike,
-    out_dir: str | os.PathLike,
-    score_weights: Mapping[str, float] | None = None,
-    analysis_dir: str | os.PathLike | None = None,
-) -> dict[str, pd.DataFrame]:
-    """Load runs and write every summary table into ``out_dir``.
-
-    With ``analysis_dir``, the exploration-style analysis of the same runs (parameter effects,
-    replicate CV, variance per config, Pareto front, sparsity landscape, per-type recovery,
-    type-difficulty correlation, and their plots; :func:`connectome_gnn.aggregate.exploration.
-    exploration_summary`) is written there too.
-
-    Writes ``runs``, ``best``, ``replicates`` and ``classification`` as ``.parquet``, ``.csv``
-    and ``.md`` (see :func:`write_table`; the markdown files show a readable column subset)
-    plus ``summary.md`` with all markdown tables under headings.  Only JSON files are read.
-
-    Returns the four DataFrames keyed by table name.
-    """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    runs = load_runs(metrics_paths)
-    tables = {
-        "runs": runs,
-        "best": best_runs(runs, score_weights),
-        "replicates": replicate_stats(runs),
-        "classification": classification_counts(runs),
-    }
-    views = _markdown_views(tables)
-    sections = [
-        "# Aggregate summary",
-        "",
-        f"{len(runs)} runs, {int(_is_ok(runs).sum()) if len(runs) else 0} with status ok.",
-    ]
-    for name, table in tables.items():
-        write_table(table, out_dir / name, markdown_columns=views[name])
-        view = table[[c for c in views[name] if c in table]]
-        sections += ["", _HEADINGS[name], "", to_markdown(view)]
-    _write_text(out_dir / "summary.md", "\n".join(sections) + "\n")
-    if analysis_dir is not None:
-        from .exploration import exploration_summary
-
-        exploration_summary(runs, analysis_dir, score_weights)
-    return tables
+    return sort_runs(out, CELL_KEYS)

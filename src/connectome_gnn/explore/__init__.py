@@ -1,11 +1,13 @@
 """UCB-guided exploration of training parameters (library part; no Snakemake, no training).
 
-Only JSON/YAML files are read; torch is imported only to look up a family's default score
-weights when an experiment does not give ``score_weights`` (the resolved weights are then
-stored in ``nodes.yaml``).
+Only JSON/YAML files are read, and torch is never imported: a family's default score weights
+(when an experiment does not give ``score_weights``) and parameter space are its declarations,
+read by :func:`connectome_gnn.families.family_declaration` (the resolved weights and space are
+then stored in ``nodes.yaml``).
 
-An exploration lives in ``results/explorations/{name}/``: :mod:`.tree` keeps its nodes in
-``nodes.yaml``, :mod:`.propose` proposes the next batch (UCB/PUCT parent selection in
+An exploration lives in ``results/explorations/{name}/``: :mod:`.tree` keeps the books of its
+nodes (:mod:`.node`), :mod:`.store` keeps them in ``nodes.yaml`` and :mod:`.frame` exports
+them as a runs table; :mod:`.propose` proposes the next batch (UCB/PUCT parent selection in
 :mod:`.ucb`, mutations in :mod:`.mutate`), :mod:`.log` writes the iteration log.  The summary
 tables and plots are in :mod:`connectome_gnn.aggregate.exploration`.
 
@@ -30,18 +32,18 @@ from .mutate import (
     resolve_space,
     slot_rng,
 )
-from .propose import propose_batch, write_configs
-from .tree import (
-    NODES_FILE,
+from .node import (
     SOURCES,
     STATUSES,
     ExplorationError,
-    ExplorationTree,
     Node,
     compute_score,
     compute_visits,
     config_diff,
 )
+from .propose import propose_batch, write_configs
+from .store import NODES_FILE
+from .tree import ExplorationTree
 from .ucb import (
     bonus_score,
     format_ucb_lines,

@@ -25,14 +25,16 @@ from pathlib import Path
 
 import yaml
 
-from ..config import ConfigError, format_sparsity, load_yaml
+from .. import layout
+from ..aggregate.report import exploration_summary
+from ..config import ConfigError, load_yaml
 from ..families.workflow_config import load_workflow_config
-from ..io import TRAIN_INFO, atomic_path
-from ..workflow import set_aside_checkpoints
+from ..io import atomic_path
 from .experiment import load_experiment
 from .log import write_log
+from .node import ExplorationError, Node
 from .propose import propose_batch, write_configs
-from .tree import ExplorationError, ExplorationTree, Node
+from .tree import ExplorationTree
 from .ucb import write_ucb_scores
 
 Runner = Callable[[list[str]], int]
@@ -48,14 +50,9 @@ def default_runner(cmd: list[str]) -> int:
 
 
 def run_dir(results: str, node: Node, cfg: str) -> Path:
+    """The run directory of ``node`` trained with the configuration named ``cfg``."""
     sim = node.sim
-    return (
-        Path(results)
-        / sim["model"]
-        / format_sparsity(sim["sparsity"])
-        / cfg
-        / f"seed{int(sim.get('seed', 0))}"
-    )
+    return layout.run_dir(results, sim["model"], sim["sparsity"], cfg, sim.get("seed", 0))
 
 
 class Explorer:
@@ -65,7 +62,7 @@ class Explorer:
         self,
         experiment: str | Path,
         workflow_config: str | Path = "config/config.yaml",
-        root: str | Path = "results/explorations",
+        root: str | Path = f"results/{layout.EXPLORATIONS}",
         snakefile: str | Path = "Snakefile",
         snakemake_args: Sequence[str] = (),
         runner: Runner = default_runner,
@@ -108,8 +105,8 @@ class Explorer:
             for key, value in values.items():
                 if value not in grid[key]:
                     grid[key].append(value)
-        cfg = {"grid": grid, "train_config_dir": str(self.directory / "configs")}
-        path = self.directory / "workflow.yaml"
+        cfg = {"grid": grid, "train_config_dir": str(self.directory / layout.EXPLORATION_CONFIGS)}
+        path = self.directory / layout.EXPLORATION_WORKFLOW
         with atomic_path(path) as tmp:
             tmp.write_text(yaml.safe_dump(cfg, sort_keys=False))
         return path
@@ -122,7 +119,7 @@ class Explorer:
         self.tree.save()
         cfg_path = self._write_workflow_config(nodes)
         targets = [
-            str(run_dir(self.results, n, self.tree.cfg_name(n)) / "metrics.json") for n in nodes
+            str(run_dir(self.results, n, self.tree.cfg_name(n)) / layout.METRICS) for n in nodes
         ]
         # targets first and --configfile (which takes several values) last, so that neither
         # swallows the other nor a user argument taking optional values (e.g. --quiet)
@@ -162,13 +159,11 @@ class Explorer:
         return rc
 
     def write_reports(self) -> None:
-        from ..aggregate.exploration import exploration_summary
-
         write_ucb_scores(self.tree)
         write_log(self.tree)
         exploration_summary(
             self.tree.to_frame(include_unfinished=False),
-            self.directory / "summary",
+            self.directory / layout.SUMMARY,
             self.tree.score_weights,
         )
 
@@ -178,11 +173,12 @@ class Explorer:
         failed = [n for n in self.tree.nodes if n.status == "failed"]
         infos = []
         for node in failed:
-            info = run_dir(self.results, node, self.tree.cfg_name(node)) / "train" / TRAIN_INFO
+            run_directory = run_dir(self.results, node, self.tree.cfg_name(node))
+            info = run_directory / layout.TRAIN / layout.TRAIN_INFO
             if info.is_file():
                 infos.append(info)
             self.tree.set_status(node.node_id, "pending")
-        set_aside_checkpoints(infos)
+        layout.set_aside_checkpoints(infos)
         self.forcerun = infos
         self.tree.save()
         return failed

@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ..aggregate import scores
 from ..config import ConfigError, format_sparsity, load_train_config, load_yaml, validate
 from .mutate import ParamSpec, default_space, resolve_space, space_to_dict
 
@@ -33,10 +34,8 @@ __all__ = ["family_score_weights", "load_experiment", "space_of"]
 
 
 def family_score_weights(family: str) -> dict[str, float]:
-    """The exploration score weights of a model family (``Family.score_weights``)."""
-    from ..families import get_family  # lazy: family modules import torch
-
-    return dict(get_family(family, source="experiment: field 'family'").score_weights)
+    """The exploration score weights of a model family (its declared ``score_weights``)."""
+    return scores.family_score_weights(family, source="experiment: field 'family'")
 
 
 def _base_config(value: Any, train_dir: Path, source: str, field: str) -> dict:

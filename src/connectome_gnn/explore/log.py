@@ -31,24 +31,26 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..aggregate.tables import write_table
+from ..aggregate.columns import TRAINING_METRICS, declared_metrics
+from ..aggregate.output import write_table
 from ..io import atomic_path
-from ._format import as_float, format_value
+from ..layout import ITERATION_LOG, ITERATIONS
+from ..text import as_float, format_value
 from .experiment import space_of
-from .tree import ExplorationTree, Node
+from .node import Node
+from .tree import ExplorationTree
 
 __all__ = ["LOG_METRICS", "config_params", "format_log", "iteration_table", "write_log"]
 
-#: Metrics of the ``Metrics:`` line, in this order (those present).
+#: Metrics of the ``Metrics:`` line, in this order (those present): the families' headline
+#: metrics (FlyVis: tau_R2, V_rest_R2) follow connectivity_R2.
 LOG_METRICS = (
     "connectivity_R2",
-    "tau_R2",
-    "V_rest_R2",
+    *declared_metrics("headline_metrics"),
     "cluster_accuracy",
     "test_R2",
     "test_pearson",
-    "final_loss",
-    "training_time_min",
+    *TRAINING_METRICS,
 )
 _TABLE_VIEW = [
     "iteration",
@@ -177,8 +179,8 @@ def write_log(tree: ExplorationTree, directory: str | os.PathLike | None = None)
     """Write ``iteration_log.md`` and ``iterations.{parquet,csv,md}``; returns the paths."""
     directory = Path(tree.directory if directory is None else directory)
     table = iteration_table(tree)
-    paths = write_table(table, directory / "iterations", markdown_columns=_TABLE_VIEW)
-    md = directory / "iteration_log.md"
+    paths = write_table(table, directory / ITERATIONS, markdown_columns=_TABLE_VIEW)
+    md = directory / ITERATION_LOG
     with atomic_path(md) as tmp:
         tmp.write_text(format_log(tree), encoding="utf-8")
     paths["log"] = md

@@ -18,7 +18,9 @@ Everything random comes from the :class:`numpy.random.Generator` passed in;
 :func:`slot_rng` builds it from the exploration seed, the iteration and the slot, so a
 proposal is reproducible.
 
-Default space (:data:`SIGNAL_SPACE`, the ranges of the seed-004 sparsity study):
+Each family declares its default space (``search_space``, :func:`default_space`; FlyVis:
+ranges around its shipped recipes, see ``FlyVisFamily.search_space``).  The signal family's
+(:data:`SIGNAL_SPACE`) has the ranges of the seed-004 sparsity study:
 
 ====================== ====== ============== ===== ===============================================
 parameter              type   range          log   notes
@@ -45,7 +47,8 @@ from typing import Any
 import numpy as np
 
 from ..config import ConfigError, load_schema
-from ._format import plain
+from ..families import family_declaration
+from ..text import plain
 
 __all__ = [
     "SIGNAL_SPACE",
@@ -129,34 +132,13 @@ class ParamSpec:
         return plain(out)
 
 
-def _spec(name: str, **kw) -> ParamSpec:
-    return ParamSpec(name=name, **kw).check("default space")
-
-
-#: Default space of the signal family (seed-004 ranges; see the module docstring).
-SIGNAL_SPACE: dict[str, ParamSpec] = {
-    "lr_W": _spec("lr_W", low=1e-4, high=1e-2, log=True, step=0.5),
-    "lr": _spec("lr", low=1e-5, high=1e-3, log=True, step=0.5),
-    "lr_emb": _spec("lr_emb", low=1e-5, high=1e-2, log=True, step=0.5),
-    "coeff_W_L1": _spec(
-        "coeff_W_L1", low=1e-10, high=1e-4, log=True, zero=True, start=1e-6, step=1.0
-    ),
-    "coeff_edge_diff": _spec(
-        "coeff_edge_diff", low=1.0, high=2000.0, log=True, zero=True, start=100.0, step=0.5
-    ),
-    "batch_size": _spec("batch_size", kind="choice", choices=(1, 2, 4, 8)),
-    "data_augmentation_loop": _spec(
-        "data_augmentation_loop", kind="int", low=10, high=400, log=True, step=0.3
-    ),
-    "n_epochs": _spec("n_epochs", kind="int", low=1, high=10, step=0.25),
-}
-
-_DEFAULT_SPACES = {"signal": SIGNAL_SPACE}
-
-
 def default_space(family: str = "signal") -> dict[str, ParamSpec]:
-    """The default parameter space of a family (the signal space for unknown families)."""
-    return dict(_DEFAULT_SPACES.get(family, SIGNAL_SPACE))
+    """The default parameter space of a family: its declared ``search_space``
+    (:class:`connectome_gnn.families.Family`); ConfigError for an unknown family or one that
+    declares no space."""
+    where = f"model family {family!r}"
+    declared = family_declaration(family, "search_space", source=where)
+    return resolve_space(declared, base={}, source=f"{where}: search_space")
 
 
 def resolve_space(
@@ -165,14 +147,15 @@ def resolve_space(
     restrict: Sequence[str] | None = None,
     source: str = "experiment",
 ) -> dict[str, ParamSpec]:
-    """Apply experiment overrides (``parameter_space``, ``parameters``) to a base space.
+    """Apply experiment overrides (``parameter_space``, ``parameters``) to a base space
+    (default: :func:`default_space` of the experiment schema's default family, signal).
 
     ``overrides`` maps a name to ``None`` (remove it) or to spec keys (``type``, ``low``,
     ``high``, ``log``, ``choices``, ``zero``, ``start``, ``step``, ``p_zero``) changing or
     declaring it.  ``restrict`` keeps only the named parameters, in that order.  Every name
     must be a training parameter of ``train.schema.yaml``; errors name ``source`` and the field.
     """
-    space = dict(SIGNAL_SPACE if base is None else base)
+    space = dict(default_space() if base is None else base)
     known = set(load_schema("train")["properties"])
     for name, change in (overrides or {}).items():
         if name not in known:
@@ -207,6 +190,10 @@ def resolve_space(
 def space_to_dict(space: Mapping[str, ParamSpec]) -> dict[str, dict]:
     """The space as plain dicts (for ``nodes.yaml`` and reports)."""
     return {name: spec.to_dict() for name, spec in space.items()}
+
+
+#: Default space of the signal family (seed-004 ranges; see the module docstring).
+SIGNAL_SPACE: dict[str, ParamSpec] = default_space("signal")
 
 
 def slot_rng(seed: int, iteration: int, slot: int) -> np.random.Generator:

@@ -31,10 +31,12 @@ import yaml
 
 from ..config import validate
 from ..io import atomic_path
-from ._format import format_mutation, plain
+from ..layout import EXPLORATION_CONFIGS
+from ..text import format_mutation, plain
 from .experiment import space_of
 from .mutate import ParamSpec, mutate, slot_rng
-from .tree import ExplorationTree, Node
+from .node import Node
+from .tree import ExplorationTree
 from .ucb import select_parents
 
 __all__ = ["propose_batch", "write_configs"]
@@ -141,7 +143,7 @@ def write_configs(
     ``directory`` defaults to ``<exploration>/configs``; ``<cfg>`` is ``tree.cfg_name(node)``.
     The files hold the full configuration (train schema) with a comment naming the node.
     """
-    directory = Path(tree.directory / "configs" if directory is None else directory)
+    directory = Path(tree.directory / EXPLORATION_CONFIGS if directory is None else directory)
     paths = []
     for node in nodes:
         path = directory / f"{tree.cfg_name(node)}.yaml"

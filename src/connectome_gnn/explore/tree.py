@@ -1,12 +1,8 @@
-"""The exploration tree: nodes (training configurations) persisted in ``nodes.yaml``.
+"""The exploration tree: the bookkeeping of an exploration's nodes.
 
-Directory layout (``results/explorations/{name}/``)::
-
-    nodes.yaml          the tree (this module); the single source of truth
-    configs/<cfg>.yaml  the training configuration of every node (propose.write_configs)
-    ucb_scores.*        UCB scores of the current block (ucb.write_ucb_scores)
-    iteration_log.md    the iteration log in the exploration-log format (log.write_log)
-    iterations.*        the same data as a table (parquet / csv / md)
+:class:`ExplorationTree` numbers nodes, maps iterations to blocks, counts visits and records
+results; the nodes themselves are in :mod:`.node`, their persistence in ``nodes.yaml`` in
+:mod:`.store` and their export as a runs table in :mod:`.frame`.
 
 Iterations, batches, blocks
 ---------------------------
@@ -17,26 +13,7 @@ fix the simulation: block ``b`` (0-based) covers the next ``blocks[b].n_iter_blo
 iterations after the previous blocks, so the block of an iteration follows from the
 iteration number alone (:meth:`ExplorationTree.block_of`).  In a fresh exploration the node id
 equals the iteration; both are stored so that trees continued from elsewhere keep their ids.
-
-Visits (reference-compatible)
------------------------------
-``visits(k) = 1 + number of descendants of k`` among the nodes of k's block: every node counts
-its own creation, and creating a node adds one visit to its parent and to every ancestor
-(MCTS back-propagation).  A parent outside the block counts as "root" (no ancestor), and
-``N`` = number of nodes in the block.  This is the definition of the reference code that wrote
-``ucb_scores.txt`` (seed 004: the root with one child has ``visits=2``, the child ``visits=1``),
-and it makes every visit count >= 1, so ``sqrt(ln N / n)`` never divides by zero.  Pending and
-running nodes count as visits (they are children already being tried), which keeps a batch
-from piling onto one parent while the previous batch still runs.
-
-Scores and failures
--------------------
-``score = sum(weight * metric)`` over the experiment's score weights (default, signal family:
-``0.6 connectivity_R2 + 0.4 cluster_accuracy``).  A run whose metrics file is missing or
-unreadable, whose status is not ``ok``, or which lacks a finite value of a weighted metric
-becomes a node with status ``failed``, a ``reason`` and score 0 (the reference read a missing
-R2 as 0).  Failed nodes keep counting as visits of their parents but are not picked as
-parents unless no node of the block succeeded (see :mod:`.ucb`).
+Visits, scores and failures: see :mod:`.node`.
 """
 
 from __future__ import annotations
@@ -45,173 +22,28 @@ import copy
 import math
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
-from ..aggregate.tables import KNOWN_METRICS, classify
-from ..config import ConfigError, format_sparsity, load_yaml, validate
-from ..io import DataError, atomic_path, read_json
-from ._format import as_float, format_mutation, plain
+from ..config import load_yaml, validate
+from ..io import DataError, read_json
+from ..text import as_float, plain
 from .experiment import load_experiment
+from .frame import nodes_frame
+from .node import (
+    SOURCES,
+    STATUSES,
+    ExplorationError,
+    Node,
+    compute_score,
+    compute_visits,
+    config_diff,
+)
+from .store import NODES_FILE, check_resumable, read_nodes, write_nodes
 
-__all__ = [
-    "NODES_FILE",
-    "SOURCES",
-    "STATUSES",
-    "ExplorationError",
-    "ExplorationTree",
-    "Node",
-    "compute_score",
-]
-
-NODES_FILE = "nodes.yaml"
-FORMAT_VERSION = 1
-STATUSES = ("pending", "running", "ok", "failed")
-FINISHED = ("ok", "failed")
-SOURCES = ("root", "ucb", "manual", "external")
-
-
-class ExplorationError(DataError):
-    """The exploration state is inconsistent or an operation is impossible; names the file."""
-
-
-# --------------------------------------------------------------------------------------------
-# node
-# --------------------------------------------------------------------------------------------
-
-_MUTATION_SCHEMA = {
-    "type": "object",
-    "required": ["param", "new"],
-    "additionalProperties": False,
-    "properties": {"param": {"type": "string"}, "old": {}, "new": {}},
-}
-
-#: JSON schema of one node entry of ``nodes.yaml``.
-NODE_SCHEMA: dict = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["node_id", "iteration", "block", "config", "status"],
-    "properties": {
-        "node_id": {"type": "integer", "minimum": 1},
-        "iteration": {"type": "integer", "minimum": 1},
-        "parent": {"type": ["integer", "null"], "minimum": 1, "default": None},
-        "block": {"type": "integer", "minimum": 0},
-        "batch": {"type": "integer", "minimum": 1, "default": 1},
-        "slot": {"type": "integer", "minimum": 0, "default": 0},
-        "source": {"type": "string", "enum": list(SOURCES), "default": "ucb"},
-        "mutation": {"type": "array", "items": _MUTATION_SCHEMA, "default": []},
-        "sim": {"type": "object", "default": {}},
-        "config": {"type": "object"},
-        "status": {"type": "string", "enum": list(STATUSES)},
-        "reason": {"type": ["string", "null"], "default": None},
-        "metrics": {"type": "object", "default": {}},
-        "score": {"type": ["number", "null"], "default": None},
-        "note": {"type": ["string", "null"], "default": None},
-    },
-}
-
-_HEADER_SCHEMA: dict = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["version", "experiment", "nodes"],
-    "properties": {
-        "version": {"type": "integer", "const": FORMAT_VERSION},
-        "experiment": {"type": "object"},
-        "nodes": {"type": "array", "items": {"type": "object"}},
-    },
-}
-
-
-@dataclass
-class Node:
-    """One training configuration of the exploration.
-
-    ``mutation`` lists ``{"param", "old", "new"}`` relative to the parent's configuration;
-    ``config`` is the full training configuration (train schema, defaults filled); ``sim`` the
-    block's simulation settings (``model``, ``sparsity``, ``seed``); ``status`` one of
-    :data:`STATUSES`; ``source`` one of :data:`SOURCES`; ``note`` free text (e.g. where a block
-    root came from).
-    """
-
-    node_id: int
-    iteration: int
-    parent: int | None
-    block: int
-    config: dict
-    sim: dict = field(default_factory=dict)
-    batch: int = 1
-    slot: int = 0
-    source: str = "ucb"
-    mutation: list[dict] = field(default_factory=list)
-    status: str = "pending"
-    reason: str | None = None
-    metrics: dict = field(default_factory=dict)
-    score: float | None = None
-    note: str | None = None
-
-    @property
-    def finished(self) -> bool:
-        return self.status in FINISHED
-
-    @property
-    def classification(self) -> str:
-        """converged / partial-W / partial-E / partial / failed (seed-004 thresholds)."""
-        if not self.finished:
-            return self.status
-        return classify(
-            self.metrics.get("connectivity_R2"), self.metrics.get("cluster_accuracy"), self.status
-        )
-
-    @property
-    def mutation_text(self) -> str:
-        return format_mutation(self.mutation)
-
-    def to_dict(self) -> dict:
-        return plain(
-            {
-                "node_id": self.node_id,
-                "iteration": self.iteration,
-                "parent": self.parent,
-                "block": self.block,
-                "batch": self.batch,
-                "slot": self.slot,
-                "source": self.source,
-                "mutation": self.mutation,
-                "sim": self.sim,
-                "config": self.config,
-                "status": self.status,
-                "reason": self.reason,
-                "metrics": self.metrics,
-                "score": self.score,
-                "note": self.note,
-            }
-        )
-
-    @classmethod
-    def from_dict(cls, data: Any, source: str = "node") -> Node:
-        """Build a node from its ``nodes.yaml`` entry; :class:`ConfigError` names the field."""
-        d = validate(data, NODE_SCHEMA, source=source)
-        return cls(**d)
-
-
-def compute_score(metrics: Mapping[str, Any], weights: Mapping[str, float]) -> float:
-    """``sum(weight * metric)``; NaN when a weighted metric is missing or not finite."""
-    total = 0.0
-    for name, weight in weights.items():
-        x = as_float(metrics.get(name))
-        if math.isnan(x):
-            return math.nan
-        total += float(weight) * x
-    return total
-
-
-# --------------------------------------------------------------------------------------------
-# tree
-# --------------------------------------------------------------------------------------------
+__all__ = ["ExplorationTree"]
 
 
 class ExplorationTree:
@@ -234,7 +66,7 @@ class ExplorationTree:
         for node in nodes:
             self._insert(node, source=str(self.path))
 
-    # ---- construction / persistence -------------------------------------------------------
+    # ---- construction / persistence (.store) ----------------------------------------------
 
     @property
     def path(self) -> Path:
@@ -253,39 +85,15 @@ class ExplorationTree:
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> ExplorationTree:
-        """Read ``<directory>/nodes.yaml``; any problem raises an error naming the file and,
-        for a bad node, the node id and field."""
-        path = Path(directory) / NODES_FILE
-        if not path.is_file():
-            raise ExplorationError(f"{path}: file not found")
-        try:
-            data = load_yaml(path)
-        except ConfigError as exc:
-            raise ExplorationError(str(exc)) from None
-        if data is None:
-            raise ExplorationError(f"{path}: empty file (expected version, experiment, nodes)")
-        try:
-            head = validate(data, _HEADER_SCHEMA, source=str(path))
-            experiment = load_experiment(head["experiment"])
-        except ConfigError as exc:
-            msg = str(exc)
-            if not msg.startswith(str(path)):
-                msg = f"{path}: field 'experiment': {msg}"
-            raise ExplorationError(msg) from None
-        nodes = []
-        for i, entry in enumerate(head["nodes"]):
-            ident = entry.get("node_id") if isinstance(entry, dict) else None
-            where = f"{path}: node {ident}" if isinstance(ident, int) else f"{path}: nodes[{i}]"
-            try:
-                nodes.append(Node.from_dict(entry, source=where))
-            except ConfigError as exc:
-                raise ExplorationError(str(exc)) from None
+        """Read ``<directory>/nodes.yaml`` (:func:`.store.read_nodes`); any problem raises an
+        error naming the file and, for a bad node, the node id and field."""
+        experiment, nodes = read_nodes(directory)
         tree = cls.__new__(cls)
         tree.directory = Path(directory)
         tree.experiment = experiment
         tree._nodes = {}
         for node in nodes:
-            tree._insert(node, source=f"{path}: node {node.node_id}")
+            tree._insert(node, source=f"{tree.path}: node {node.node_id}")
         return tree
 
     @classmethod
@@ -307,38 +115,13 @@ class ExplorationTree:
             tree.save()
             return tree
         tree = cls.load(directory)
-        used = {n.block for n in tree}
-        for b in sorted(used):
-            old = tree.experiment["blocks"][b]
-            if b >= len(exp["blocks"]):
-                raise ExplorationError(
-                    f"{path}: block {b} holds nodes but the experiment has only "
-                    f"{len(exp['blocks'])} blocks"
-                )
-            new = exp["blocks"][b]
-            for key in ("model", "sparsity", "n_iter_block"):
-                if old[key] != new[key]:
-                    raise ExplorationError(
-                        f"{path}: block {b} holds nodes with {key}={old[key]!r} but the "
-                        f"experiment now says {new[key]!r} (use a new exploration name)"
-                    )
+        check_resumable(path, tree.experiment, exp, {n.block for n in tree})
         tree.experiment = exp
         return tree
 
     def save(self) -> Path:
-        """Write ``nodes.yaml`` atomically (``yaml.safe_dump``); returns its path."""
-        data = {
-            "version": FORMAT_VERSION,
-            "experiment": plain(self.experiment),
-            "nodes": [n.to_dict() for n in self],
-        }
-        text = yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True)
-        with atomic_path(self.path) as tmp:
-            tmp.write_text(
-                f"# exploration {self.name}: {len(self)} nodes (connectome_gnn.explore)\n" + text,
-                encoding="utf-8",
-            )
-        return self.path
+        """Write ``nodes.yaml`` atomically (:func:`.store.write_nodes`); returns its path."""
+        return write_nodes(self.path, self.experiment, self)
 
     # ---- experiment settings ----------------------------------------------------------------
 
@@ -622,7 +405,7 @@ class ExplorationTree:
             return self.update(node_id, None, reason=f"{path}: expected a JSON object")
         return self.update(node_id, data)
 
-    # ---- queries --------------------------------------------------------------------------------
+    # ---- queries (table export: .frame) ---------------------------------------------------------
 
     def best(self, block: int | None = None) -> Node | None:
         """The ok node with the highest score (of ``block``, or overall); ties: lowest id."""
@@ -632,113 +415,7 @@ class ExplorationTree:
         return max(pool, key=lambda n: (n.score, -n.node_id))
 
     def to_frame(self, include_unfinished: bool = True) -> pd.DataFrame:
-        """One row per node, in the column conventions of ``aggregate.tables.load_runs``.
-
-        Identity (``model``, ``sparsity`` text, ``filling_factor``, ``cfg`` = :meth:`cfg_name`,
-        ``seed``), ``family``, ``status``, ``reason``, ``classification``, the node columns
-        (``node_id``, ``iteration``, ``parent``, ``block``, ``batch``, ``slot``, ``source``,
-        ``mutation`` text, ``score``, ``note``), the metrics (nested ones flattened, e.g.
-        ``per_type_R2_0``), the training parameters (``param_<name>`` when a name clashes) and
-        the simulation settings as ``sim_<key>``.  So every function of
-        :mod:`connectome_gnn.aggregate.exploration` works on it as on a runs table.
-        """
+        """One row per node (finished ones only unless ``include_unfinished``), in the column
+        conventions of ``aggregate.tables.load_runs``: see :func:`.frame.nodes_frame`."""
         nodes = [n for n in self if include_unfinished or n.finished]
-        ident = ["model", "sparsity", "filling_factor", "cfg", "seed", "family", "status"]
-        node_cols = ["reason", "classification", "node_id", "iteration", "parent", "block"]
-        node_cols += ["batch", "slot", "source", "mutation", "score", "note"]
-        metric_cols: dict[str, None] = {}
-        flat_metrics = []
-        for n in nodes:
-            flat = _flatten({k: v for k, v in n.metrics.items() if k not in _SKIP_METRICS})
-            flat_metrics.append(flat)
-            metric_cols.update(dict.fromkeys(flat))
-        taken = set(metric_cols) | set(ident) | set(node_cols) | {"run_dir", "n_runs", "n_ok"}
-        records = []
-        param_cols: dict[str, None] = {}
-        sim_cols: dict[str, None] = {}
-        for n, flat in zip(nodes, flat_metrics, strict=True):
-            sparsity = n.sim.get("sparsity", self.blocks[n.block]["sparsity"])
-            row: dict[str, Any] = {
-                "model": str(n.sim.get("model", self.blocks[n.block]["model"])),
-                "sparsity": format_sparsity(sparsity),
-                "filling_factor": float(sparsity),
-                "cfg": self.cfg_name(n),
-                "seed": int(n.sim.get("seed", 0)),
-                "family": self.family,
-                "status": n.status,
-                "reason": n.reason,
-                "classification": n.classification,
-                "node_id": n.node_id,
-                "iteration": n.iteration,
-                "parent": n.parent,
-                "block": n.block,
-                "batch": n.batch,
-                "slot": n.slot,
-                "source": n.source,
-                "mutation": n.mutation_text,
-                "score": n.score,
-                "note": n.note,
-            }
-            row.update(flat)
-            for key, value in n.config.items():
-                name = f"param_{key}" if key in taken else key
-                param_cols[name] = None
-                row[name] = value if not isinstance(value, list | dict) else str(value)
-            for key, value in n.sim.items():
-                sim_cols[f"sim_{key}"] = None
-                row[f"sim_{key}"] = value
-            records.append(row)
-        columns = [*ident, *node_cols, *metric_cols, *param_cols, *sim_cols]
-        df = pd.DataFrame.from_records(records, columns=columns)
-        if not df.empty:
-            df["parent"] = df["parent"].astype("Int64")
-            df["score"] = pd.to_numeric(df["score"], errors="coerce").astype("float64")
-            for col in metric_cols:
-                if col in KNOWN_METRICS:
-                    df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
-        df.attrs["metric_columns"] = [c for c in metric_cols if c in KNOWN_METRICS]
-        return df
-
-
-_SKIP_METRICS = {"model", "sparsity", "cfg", "seed", "family", "status", "reason"}
-
-
-def _flatten(data: Mapping, prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out.update(_flatten(value, prefix=f"{name}_"))
-        elif isinstance(value, list | tuple):
-            out[name] = str(list(value))
-        else:
-            out[name] = value
-    return out
-
-
-def compute_visits(parents: Mapping[int, int | None]) -> dict[int, int]:
-    """``visits = 1 + number of descendants`` for a ``{node_id: parent}`` map.
-
-    A parent that is not a key counts as root.  Cycles (impossible in a valid tree) are cut.
-    """
-    visits = {node_id: 1 for node_id in parents}
-    for node_id in parents:
-        seen = {node_id}
-        parent = parents[node_id]
-        while parent is not None and parent in parents and parent not in seen:
-            visits[parent] += 1
-            seen.add(parent)
-            parent = parents[parent]
-    return visits
-
-
-def config_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[dict]:
-    """``[{param, old, new}]`` for the keys whose value differs (``description`` ignored)."""
-    out = []
-    for key in list(old) + [k for k in new if k not in old]:
-        if key == "description":
-            continue
-        a, b = old.get(key), new.get(key)
-        if a != b or type(a) is bool and type(b) is not bool:
-            out.append({"param": key, "old": plain(a), "new": plain(b)})
-    return out
+        return nodes_frame(nodes, self.family, self.blocks, self.cfg_name)

@@ -31,10 +31,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..aggregate.tables import write_table
+from ..aggregate.output import write_table
 from ..io import atomic_path
-from ._format import as_float
-from .tree import ExplorationError, ExplorationTree, Node, compute_visits
+from ..layout import UCB_SCORES
+from ..text import as_float
+from .node import ExplorationError, Node, compute_visits
+from .tree import ExplorationTree
 
 __all__ = [
     "FORMS",
@@ -239,8 +241,8 @@ def write_ucb_scores(
     """
     directory = Path(tree.directory if directory is None else directory)
     table = ucb_table(tree, block=block, c=c, form=form)
-    paths = write_table(table, directory / "ucb_scores", floatfmt=".4f")
-    txt = directory / "ucb_scores.txt"
+    paths = write_table(table, directory / UCB_SCORES, floatfmt=".4f")
+    txt = directory / f"{UCB_SCORES}.txt"
     with atomic_path(txt) as tmp:
         tmp.write_text(format_ucb_lines(table), encoding="utf-8")
     paths["txt"] = txt

@@ -14,12 +14,34 @@ class Family(ABC):
     ----------
     name: the family name used in configs (``models.<name>.family``).
     model_schema: name of the JSON schema (in ``connectome_gnn/schemas``) of a simulator instance.
-    score_weights: metric weights of the exploration score (e.g. 0.6 R2 + 0.4 clustering).
+
+    The declarations below are read by the stages that never build a model (aggregate,
+    explore) through :func:`connectome_gnn.families.family_declaration`, from the class body
+    and without importing the family module (so without torch): write them at the top of the
+    class body as literals (numbers, strings, tuples, dicts).
+
+    metric_names: the scalar metrics the family adds to ``metrics.json`` besides the generic
+        ones of the analysis (connectivity_R2, cluster_accuracy, test_R2, ...), that the
+        summaries report (replicate statistics, numeric columns of exploration tables).
+    headline_metrics: of ``metric_names``, those the markdown summaries show (their values
+        must be numbers or null), placed after cluster_accuracy.
+    pareto_metrics: of ``metric_names``, those maximised by the Pareto front besides
+        connectivity_R2, cluster_accuracy and test_R2 (also the default metrics of the
+        exploration tables).
+    score_weights: ``{metric: weight}`` of a run's score, ``sum(weight * metric)``: the best
+        run per (model, sparsity) of the summaries and the node score of an exploration.
+    search_space: the default parameter space of an exploration, ``{training parameter:
+        spec}`` with the keys of an experiment's ``parameter_space`` (``type``, ``low``,
+        ``high``, ``log``, ``choices``, ``zero``, ``start``, ``step``, ``p_zero``).
     """
 
     name: str
     model_schema: str
-    score_weights: dict[str, float] = {"connectivity_R2": 0.6, "cluster_accuracy": 0.4}
+    metric_names: tuple[str, ...] = ()
+    headline_metrics: tuple[str, ...] = ()
+    pareto_metrics: tuple[str, ...] = ()
+    score_weights: dict[str, float]  # each family declares its own
+    search_space: dict[str, dict[str, Any]]  # each family declares its own
     #: the filling factors a family can simulate (None: any in (0, 1])
     sparsity_options: tuple[float, ...] | None = None
     #: per-neuron parameters read off the learned model: the readouts hold ``{name}_true`` and

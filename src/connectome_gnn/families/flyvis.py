@@ -94,6 +94,44 @@ class FlyVisFamily(Family):
     neuron_parameters = ("tau", "V_rest")
     parameter_variants = ("msg0",)  # the reference's reading of lin_phi at msg = x = 0
     neuron_subsets = ("active", "identifiable")
+    #: the neuron parameters read off lin_phi (see the module docstring)
+    metric_names = (
+        "tau_R2",
+        "V_rest_R2",
+        "tau_R2_active",
+        "V_rest_R2_active",
+        "tau_R2_identifiable",
+        "V_rest_R2_identifiable",
+    )
+    headline_metrics = ("tau_R2", "V_rest_R2")
+    pareto_metrics = ("tau_R2", "V_rest_R2")
+    #: ranges around the shipped recipes (config/train/flyvis.yaml, flyvis_cpu.yaml)
+    search_space = {
+        "lr_W": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True, "step": 0.5},
+        "lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True, "step": 0.5},
+        "lr_emb": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True, "step": 0.5},
+        "coeff_W_L1": {
+            "type": "float",
+            "low": 1e-7,
+            "high": 1e-2,
+            "log": True,
+            "step": 0.5,
+            "zero": True,
+            "start": 5e-5,
+        },
+        "coeff_edge_diff": {
+            "type": "float",
+            "low": 1.0,
+            "high": 2000.0,
+            "log": True,
+            "step": 0.5,
+            "zero": True,
+            "start": 100.0,
+        },
+        "batch_size": {"type": "choice", "choices": (1, 2, 4, 8)},
+        "data_augmentation_loop": {"type": "int", "low": 10, "high": 400, "log": True, "step": 0.3},
+        "n_epochs": {"type": "int", "low": 1, "high": 10, "step": 0.25},
+    }
 
     def check_model(self, model_cfg: dict, source: str) -> None:
         from ..simulate.flyvis.params import parse_model_id

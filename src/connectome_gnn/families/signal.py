@@ -23,6 +23,33 @@ class SignalFamily(Family):
     name = "signal"
     model_schema = "signal.model"
     score_weights = {"connectivity_R2": 0.6, "cluster_accuracy": 0.4}
+    #: the ranges of the seed-004 sparsity study (see connectome_gnn.explore.mutate)
+    search_space = {
+        "lr_W": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True, "step": 0.5},
+        "lr": {"type": "float", "low": 1e-5, "high": 1e-3, "log": True, "step": 0.5},
+        "lr_emb": {"type": "float", "low": 1e-5, "high": 1e-2, "log": True, "step": 0.5},
+        "coeff_W_L1": {
+            "type": "float",
+            "low": 1e-10,
+            "high": 1e-4,
+            "log": True,
+            "step": 1.0,
+            "zero": True,
+            "start": 1e-6,
+        },
+        "coeff_edge_diff": {
+            "type": "float",
+            "low": 1.0,
+            "high": 2000.0,
+            "log": True,
+            "step": 0.5,
+            "zero": True,
+            "start": 100.0,
+        },
+        "batch_size": {"type": "choice", "choices": (1, 2, 4, 8)},
+        "data_augmentation_loop": {"type": "int", "low": 10, "high": 400, "log": True, "step": 0.3},
+        "n_epochs": {"type": "int", "low": 1, "high": 10, "step": 0.25},
+    }
 
     def check_model(self, model_cfg: dict, source: str) -> None:
         n, k = model_cfg["n_neurons"], model_cfg["n_types"]

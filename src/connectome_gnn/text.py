@@ -1,12 +1,36 @@
-"""Number formatting shared by the exploration log, the UCB file and the summary tables."""
+"""Text of numbers and values, shared by the summary tables (aggregate) and the exploration
+files (explore): parameter values as the exploration logs write them, compact numbers,
+``mean ± std`` cells, natural sort keys, and YAML/JSON-safe copies."""
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+
+__all__ = [
+    "as_float",
+    "format_mutation",
+    "format_number",
+    "format_value",
+    "mean_std_text",
+    "natural_key",
+    "plain",
+]
+
+
+def as_float(value: Any) -> float:
+    """``value`` as a float; NaN for None, booleans, text, non-numbers and non-finite values."""
+    if value is None or isinstance(value, bool | np.bool_ | str):
+        return math.nan
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return math.nan
+    return x if math.isfinite(x) else math.nan
 
 
 def format_value(value: Any) -> str:
@@ -40,23 +64,42 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
-def format_metric(value: Any, digits: int = 4) -> str:
-    """A metric with ``digits`` decimals; ``n/a`` when missing or not a number."""
-    x = as_float(value)
-    if math.isnan(x):
+def format_number(x: float | None) -> str:
+    """Compact number: 4 decimals, scientific for very small or large magnitudes; ``n/a``
+    when missing or not finite."""
+    if x is None or not math.isfinite(x):
         return "n/a"
-    return f"{x:.{digits}f}"
+    if x == 0 or 1e-3 <= abs(x) < 1e5:
+        return f"{x:.4f}"
+    return f"{x:.3e}"
 
 
-def as_float(value: Any) -> float:
-    """``value`` as a float; NaN for None, booleans, text and non-finite values."""
-    if value is None or isinstance(value, bool | np.bool_ | str):
-        return math.nan
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        return math.nan
-    return x if math.isfinite(x) else math.nan
+def mean_std_text(
+    mean: float | None, std: float | None, spec: str | None = None, std_optional: bool = False
+) -> str:
+    """``"<mean> ± <std>"``, each number as :func:`format_number` writes it or with the format
+    ``spec`` (e.g. ``".4f"``); ``n/a`` when the mean is missing.  A missing std reads ``n/a``
+    (``0.9900 ± n/a``), or with ``std_optional`` is left out (``0.9900``)."""
+
+    def text(x: float | None) -> str:
+        if spec is None or x is None or not math.isfinite(x):
+            return format_number(x)
+        return format(x, spec)
+
+    if mean is None or not math.isfinite(mean):
+        return "n/a"
+    if std_optional and (std is None or not math.isfinite(std)):
+        return text(mean)
+    return f"{text(mean)} ± {text(std)}"
+
+
+def natural_key(text: Any) -> tuple:
+    """Sort key putting ``t2`` before ``t10`` (digit runs compare as numbers)."""
+    return tuple(
+        (0, int(part), "") if part.isdigit() else (1, 0, part)
+        for part in re.split(r"(\d+)", str(text))
+        if part
+    )
 
 
 def format_mutation(mutation: Sequence[Mapping[str, Any]]) -> str:

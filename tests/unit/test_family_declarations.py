@@ -130,6 +130,9 @@ def test_metric_names_of_the_summaries_are_unchanged():
         "cluster_accuracy_single_linkage",
         "test_R2",
         "test_pearson",
+        "data_mse_rel",  # the data loss of the learned and the true model (issue 16)
+        "data_mse",
+        "data_mse_true",
         *flyvis,
         "final_loss",
         "training_time_min",

@@ -67,6 +67,9 @@ RECOVERY_METRICS = (
     "cluster_accuracy_single_linkage",
     "test_R2",
     "test_pearson",
+    "data_mse_rel",
+    "data_mse",
+    "data_mse_true",
 )
 #: Metrics of the training of every run (train_info.json).
 TRAINING_METRICS = ("final_loss", "training_time_min")

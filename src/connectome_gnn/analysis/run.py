@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .. import layout
 from ..config import validate
 from ..device import resolve_device
 from ..families import get_family
@@ -29,7 +30,7 @@ from . import plots
 from .clustering import cluster_metrics
 from .metrics import connectivity_metrics, linear_fit_r2, per_type_r2, rollout_metrics, svd_rank
 
-METRICS = "metrics.json"
+METRICS = layout.METRICS
 PLOTS = {
     "w_scatter": "W_scatter.png",
     "embeddings": "embeddings.png",
@@ -107,6 +108,35 @@ def parameter_metrics(family, ro: dict) -> dict:
     return out
 
 
+#: training frames (evenly spread) of the data-loss comparison of the learned and true models
+DATA_LOSS_FRAMES = 2000
+
+
+def data_losses(sim: Simulation, model, truth, device) -> dict:
+    """Mean squared error of du/dt on the same training frames for the learned model
+    (``data_mse``) and the ground-truth simulator (``data_mse_true``; 0 up to rounding for
+    exact derivatives, the noise level for noisy ones), relative to the variance of du/dt
+    (``data_mse_rel``).  A learned model at or below the truth's loss whose W is still wrong
+    is the signature of a near-degenerate fit (another W and edge function explain the data)."""
+    idx = np.linspace(0, sim.n_train_frames - 1, min(DATA_LOSS_FRAMES, sim.n_train_frames))
+    idx = np.unique(idx.round().astype(int))
+    u = torch.from_numpy(np.stack([sim.read("u", i, i + 1)[0] for i in idx])).to(device)
+    du = torch.from_numpy(np.stack([sim.read("du", i, i + 1)[0] for i in idx])).to(device)
+    x = None
+    if sim.has_input:
+        x = torch.from_numpy(np.stack([sim.read_input(i, i + 1)[0] for i in idx])).to(device)
+    with torch.no_grad():
+        pred = model(u) if x is None else model(u, x)
+        true = truth(u) if x is None else truth(u, x)
+    var = float(du.double().var()) or 1.0
+    learned = float(((pred - du).double() ** 2).mean())
+    return {
+        "data_mse": learned,
+        "data_mse_true": float(((true - du).double() ** 2).mean()),
+        "data_mse_rel": learned / var,
+    }
+
+
 def read_train_info(path: Path) -> dict:
     """train_info.json, checked: a status of ok/failed and the keys the analysis needs."""
     info = read_json(path)
@@ -157,7 +187,7 @@ def analyze_run(
     device: str = "cpu",
 ) -> dict:
     out_dir = Path(out_dir)
-    plot_dir = out_dir / "plots"
+    plot_dir = out_dir / layout.PLOTS
     plot_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(out_dir)
     remove_stale_temps(plot_dir)
@@ -194,6 +224,8 @@ def analyze_run(
         )
         metrics.update(parameter_metrics(family, ro))
         metrics.update(_rank_metrics(sim, ro))
+        truth = family.true_dynamics(sim).to(dev)
+        metrics.update(data_losses(sim, model, truth, dev))
 
         n_test = sim.n_frames - sim.n_train_frames
         n_roll = min(int(sim.model_cfg.get("n_rollout_frames", n_test)), n_test)
@@ -204,7 +236,6 @@ def analyze_run(
             start = sim.n_train_frames
             x_in = sim.read_input(start, start + n_roll)
             x_in = None if x_in is None else torch.from_numpy(x_in).to(dev)
-            truth = family.true_dynamics(sim).to(dev)
             u_true = rollout(truth, u0, n_roll, sim.dt, x_in)
             u_pred = rollout(model, u0, n_roll, sim.dt, x_in)
             metrics.update(rollout_metrics(u_true, u_pred))

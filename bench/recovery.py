@@ -35,7 +35,8 @@ from connectome_gnn.analysis.run import analyze_run
 from connectome_gnn.config import format_sparsity, load_train_config, validate
 from connectome_gnn.families import get_family
 from connectome_gnn.io import read_json, write_json
-from connectome_gnn.simulate import Simulation, run_simulation
+from connectome_gnn.simulate import Simulation
+from connectome_gnn.stages import run_simulation
 from connectome_gnn.train.regularizers import regularization
 from connectome_gnn.train.schedule import refresh_schedule
 from connectome_gnn.train.trainer import (

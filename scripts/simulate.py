@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from connectome_gnn.simulate import run_simulation
+from connectome_gnn.stages import run_simulation
 from connectome_gnn.workflow import run_logged
 
 run_logged(

@@ -20,7 +20,7 @@ from connectome_gnn.aggregate import aggregate
 from connectome_gnn.analysis import analyze_run
 from connectome_gnn.config import ConfigError, validate
 from connectome_gnn.io import DataError
-from connectome_gnn.simulate import run_simulation
+from connectome_gnn.stages import run_simulation
 from connectome_gnn.train import train_run
 
 SIM, RUN = "sim", "run"

@@ -7,7 +7,8 @@ import torch
 from connectome_gnn.config import ConfigError, validate
 from connectome_gnn.families import get_family
 from connectome_gnn.families.workflow_config import load_workflow_config
-from connectome_gnn.simulate import Simulation, run_simulation
+from connectome_gnn.simulate import Simulation
+from connectome_gnn.stages import run_simulation
 
 
 @pytest.fixture(scope="module")

@@ -7,13 +7,14 @@ import torch
 
 from connectome_gnn.config import validate
 from connectome_gnn.io import DataError
-from connectome_gnn.simulate import Simulation, run_simulation
+from connectome_gnn.simulate import Simulation
 from connectome_gnn.simulate.connectivity import (
     load_connectivity,
     lorentz_exponent,
     random_connectivity,
 )
 from connectome_gnn.simulate.signal import PDEN2, neuron_types
+from connectome_gnn.stages import run_simulation
 
 
 def test_pden2_step_by_hand():

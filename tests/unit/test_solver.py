@@ -10,8 +10,8 @@ from connectome_gnn.analysis.metrics import linear_fit_r2
 from connectome_gnn.config import ConfigError, validate
 from connectome_gnn.models.signal import SignalGNN
 from connectome_gnn.models.spline import SplineEdge
-from connectome_gnn.simulate import run_simulation
 from connectome_gnn.simulate.data import Simulation
+from connectome_gnn.stages import run_simulation
 from connectome_gnn.train import solver, train_run
 
 

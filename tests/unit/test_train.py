@@ -6,7 +6,7 @@ import torch
 
 from connectome_gnn.analysis import analyze_run
 from connectome_gnn.config import ConfigError, load_train_config, validate
-from connectome_gnn.simulate import run_simulation
+from connectome_gnn.stages import run_simulation
 from connectome_gnn.train import iterations_per_epoch, train_run
 from connectome_gnn.train import trainer as trainer_mod
 

@@ -1,13 +1,67 @@
-"""Explicit-Euler integration that streams frames into a zarr store chunk by chunk."""
+"""Explicit-Euler integration chunk by chunk, and streaming it into a zarr store."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-import numpy as np
 import torch
+
+from .store import ActivityMoments, ChunkedFrameWriter
+
+#: the state update of one step from (u_k, du_k) to u_{k+1}
+Step = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def frame_chunks(n_frames: int, chunk_frames: int) -> list[int]:
+    """The frame counts of consecutive chunks of ``chunk_frames`` frames (the last shorter)."""
+    chunk_frames = max(1, int(chunk_frames))
+    return [min(chunk_frames, n_frames - start) for start in range(0, n_frames, chunk_frames)]
+
+
+def euler_chunks(
+    derivative: Callable[..., torch.Tensor],
+    u0: torch.Tensor,
+    dt: float,
+    chunks: Iterable[int | torch.Tensor],
+    burn_in: int = 0,
+    burn_in_input: torch.Tensor | None = None,
+    step: Step | None = None,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
+    """Explicit Euler from ``u0``, one chunk of frames at a time; yields ``(u, du, x)`` per chunk.
+
+    Each item of ``chunks`` is either a number of frames (no input: ``du_k = derivative(u_k)``)
+    or the inputs of the chunk's frames, a (T x N) tensor ``x`` (``du_k = derivative(u_k,
+    x[k])``).  ``u`` (T x N, new tensors for every chunk, on ``u0``'s device) holds the states
+    u_k, ``du`` the derivatives at them, ``x`` is the chunk's input (None without).  ``burn_in``
+    steps (under ``burn_in_input``, if given) are taken first and not yielded.
+
+    ``step`` is the per-step hook: every step, burn-in included, sets u_{k+1} = step(u_k, du_k);
+    the default is explicit Euler, u_k + dt du_k.
+    """
+    if step is None:
+
+        def step(u: torch.Tensor, du: torch.Tensor) -> torch.Tensor:
+            return u + dt * du
+
+    def f(u: torch.Tensor, x: torch.Tensor | None) -> torch.Tensor:
+        return derivative(u) if x is None else derivative(u, x)
+
+    u = u0.clone()
+    with torch.no_grad():
+        for _ in range(int(burn_in)):
+            u = step(u, f(u, burn_in_input))
+        for chunk in chunks:
+            x = None if isinstance(chunk, int) else chunk
+            t_len = int(chunk) if x is None else int(x.shape[0])
+            us = torch.empty((t_len, u.shape[-1]), dtype=u.dtype, device=u.device)
+            dus = torch.empty_like(us)
+            for k in range(t_len):
+                du = f(u, None if x is None else x[k])
+                us[k] = u
+                dus[k] = du
+                u = step(u, du)
+            yield us, dus, x
 
 
 def integrate_to_zarr(
@@ -22,52 +76,13 @@ def integrate_to_zarr(
     """Integrate u' = derivative(u) and write u and the exact du of every saved frame.
 
     ``burn_in`` steps are taken first and not saved.  Only one chunk of frames is ever held in
-    memory, so long simulations do not need to fit in RAM.  Returns simple statistics.
+    memory (:class:`~.store.ChunkedFrameWriter`), so long simulations do not need to fit in RAM.
+    Returns simple statistics (:class:`~.store.ActivityMoments`) and the wall time.
     """
-    import zarr
-
     n = u0.shape[-1]
-    chunk_frames = max(1, min(chunk_frames, n_frames))
-    group = zarr.open_group(str(store), mode="w")
-    arrays = {
-        name: group.create_array(
-            name, shape=(n_frames, n), chunks=(chunk_frames, n), dtype="float32"
-        )
-        for name in ("u", "du")
-    }
-    t0 = time.perf_counter()
-    u = u0.clone()
-    with torch.no_grad():
-        for _ in range(burn_in):
-            u = u + dt * derivative(u)
-        buf_u = torch.empty((chunk_frames, n), dtype=u.dtype, device=u.device)
-        buf_du = torch.empty_like(buf_u)
-        frame, fill = 0, 0
-        total, total_sq, max_abs = 0.0, 0.0, 0.0
-        while frame < n_frames:
-            du = derivative(u)
-            buf_u[fill] = u
-            buf_du[fill] = du
-            fill += 1
-            frame += 1
-            u = u + dt * du
-            if fill == chunk_frames or frame == n_frames:
-                block = buf_u[:fill].cpu().numpy()
-                if not np.all(np.isfinite(block)):
-                    raise FloatingPointError(f"simulation diverged before frame {frame}")
-                arrays["u"][frame - fill : frame] = block
-                arrays["du"][frame - fill : frame] = buf_du[:fill].cpu().numpy()
-                total += float(block.sum(dtype=np.float64))
-                total_sq += float((block.astype(np.float64) ** 2).sum())
-                max_abs = max(max_abs, float(np.abs(block).max()))
-                fill = 0
-    elapsed = time.perf_counter() - t0
-    count = n_frames * n
-    mean = total / count
-    return {
-        "activity_mean": mean,
-        "activity_std": float(np.sqrt(max(total_sq / count - mean**2, 0.0))),
-        "activity_max_abs": max_abs,
-        "wall_time_s": elapsed,
-        "frames_per_s": (n_frames + burn_in) / max(elapsed, 1e-9),
-    }
+    widths = {"u": n, "du": n}
+    with ChunkedFrameWriter(store, n_frames, chunk_frames, widths, ActivityMoments()) as writer:
+        chunks = frame_chunks(n_frames, writer.chunk_frames)
+        for u, du, _ in euler_chunks(derivative, u0, dt, chunks, burn_in):
+            writer.append(u.cpu().numpy(), du=du.cpu().numpy())
+    return writer.summary(burn_in)

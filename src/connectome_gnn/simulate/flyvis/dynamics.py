@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..data import Simulation
+
 
 class FlyVisDynamics(nn.Module):
     """``f(v[..., N], x[..., N]) -> dv/dt[..., N]`` of the FlyVis voltage model.
@@ -90,8 +92,6 @@ class FlyVisDynamics(nn.Module):
     @classmethod
     def from_simulation(cls, sim, dt: float | None = None) -> FlyVisDynamics:
         """The true dynamics of a simulation directory (a path or a ``Simulation``)."""
-        from ..data import Simulation
-
         if not isinstance(sim, Simulation):
             sim = Simulation(sim)
         c, nrn = sim.connectivity, sim.neurons

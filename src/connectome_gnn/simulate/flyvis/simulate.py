@@ -34,9 +34,6 @@ from __future__ import annotations
 import csv
 import json
 import time
-from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -47,104 +44,38 @@ from ...config import validate
 from ...device import resolve_device
 from ...io import atomic_path, save_npz, write_json
 from .. import data as layout
+from ..store import ChunkedFrameWriter
 from .connectome import FLYVIS_VERSION, Connectome, default_cache_dir, load_connectome
 from .dynamics import FlyVisDynamics
-from .params import (
-    PARAMS_VERSION,
-    FlyVisParams,
-    activity_svd_rank,
-    make_params,
-    weight_statistics,
-)
-from .stimuli import GREY, StimulusSequence
+from .integrate import SINGLE_THREAD_EDGES, cpu_threads_for, integrate_chunks, run_dynamics
+from .params import PARAMS_VERSION, make_params
+from .paramset import FlyVisParams
+from .statistics import activity_svd_rank, weight_statistics
+from .stimuli import StimulusSequence
 
 STIMULUS_CSV = "stimulus.csv"
 SVD_MAX_FRAMES = 2000
 #: central neurons of these types are plotted in simulation.png
 PLOT_TYPES = ("R1", "L1", "L2", "Mi1", "Tm3", "Mi9", "T4a", "T5a", "Tm1", "TmY15")
 
-
-#: below this many edges a CPU simulation runs on one thread (threads only add overhead)
-SINGLE_THREAD_EDGES = 100_000
-
-
-@contextmanager
-def cpu_threads_for(dyn: FlyVisDynamics):
-    """Run small CPU simulations single-threaded; restores torch's thread count afterwards."""
-    threads = torch.get_num_threads()
-    small = dyn.weight.device.type == "cpu" and dyn.n_edges < SINGLE_THREAD_EDGES
-    if small:
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        if small:
-            torch.set_num_threads(threads)
+# the integration loop lives in .integrate (the acceptance checks use it too); these names stay
+# importable from here
+__all__ = [
+    "SINGLE_THREAD_EDGES",
+    "cpu_threads_for",
+    "integrate_chunks",
+    "neuron_table",
+    "plot_flyvis",
+    "run_dynamics",
+    "simulate_flyvis",
+    "stimulus_seeds",
+]
 
 
 def stimulus_seeds(seed: int, model_index: int) -> tuple[int, int]:
     """(stimulus seed, noise seed) of replicate ``seed`` of model ``model_index``."""
     s1, s2 = np.random.SeedSequence([int(seed), int(model_index), 0x57]).generate_state(2)
     return int(s1), int(s2)
-
-
-def integrate_chunks(
-    dyn: FlyVisDynamics,
-    input_index: np.ndarray,
-    luminance: Iterable[np.ndarray],
-    burn_in: int,
-    v0: torch.Tensor | None = None,
-) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """Explicit Euler under a stream of luminance chunks; yields (v, dv, x) per chunk.
-
-    ``v`` (T x N) holds V_k, ``dv`` = f(V_k, x_k), ``x`` the input current; all on ``dyn``'s
-    device.  ``v0`` defaults to V_rest; ``burn_in`` grey steps are taken first and not yielded.
-    """
-    dev = dyn.V_rest.device
-    n = dyn.n_neurons
-    idx = torch.as_tensor(np.asarray(input_index).reshape(-1), device=dev)
-    n_rep = int(np.asarray(input_index).shape[0])
-    v = (dyn.V_rest.clone() if v0 is None else v0.to(dev, torch.float32).clone()).reshape(n)
-    with torch.no_grad():
-        if burn_in > 0:
-            grey = torch.zeros(n, device=dev)
-            grey[idx] = GREY
-            for _ in range(int(burn_in)):
-                v = dyn.step(v, grey)
-        for lum in luminance:
-            lum_t = torch.as_tensor(np.asarray(lum, dtype=np.float32), device=dev)
-            t_len = lum_t.shape[0]
-            x = torch.zeros((t_len, n), device=dev)
-            x[:, idx] = lum_t.repeat(1, n_rep)
-            vs = torch.empty((t_len, n), device=dev)
-            dvs = torch.empty((t_len, n), device=dev)
-            for k in range(t_len):
-                dv = dyn(v, x[k])
-                vs[k] = v
-                dvs[k] = dv
-                v = v + dyn.dt * dv
-            yield vs, dvs, x
-
-
-def run_dynamics(
-    dyn: FlyVisDynamics,
-    con: Connectome,
-    n_frames: int,
-    burn_in: int = 0,
-    seed: int = 0,
-    mix: dict | None = None,
-    chunk_frames: int = 500,
-) -> np.ndarray:
-    """Short in-memory simulation under a seeded stimulus mix: V (n_frames x N, float32)."""
-    seq = StimulusSequence(con.column_u, con.column_v, dyn.dt, seed, mix)
-    with cpu_threads_for(dyn):
-        out = [
-            v.cpu().numpy()
-            for v, _, _ in integrate_chunks(
-                dyn, con.input_index, seq.chunks(n_frames, chunk_frames), burn_in
-            )
-        ]
-    return np.concatenate(out) if out else np.zeros((0, dyn.n_neurons), np.float32)
 
 
 class _Stats:
@@ -204,22 +135,9 @@ def _write_activity(
     chunk_frames: int,
     noise: float,
     noise_seed: int,
-) -> dict:
-    import zarr
-
+) -> tuple[dict, _Stats]:
+    """Simulate under ``seq`` into the zarr group ``store``: (summary statistics, ``_Stats``)."""
     n, n_col = con.n_nodes, con.n_columns
-    group = zarr.open_group(str(store), mode="w")
-    names = ["u", "du", "x"] + (["u_clean"] if noise > 0 else [])
-    arrays = {
-        name: group.create_array(
-            name, shape=(n_frames, n), chunks=(chunk_frames, n), dtype="float32"
-        )
-        for name in names
-    }
-    arrays["stimulus"] = group.create_array(
-        "stimulus", shape=(n_frames, n_col), chunks=(chunk_frames, n_col), dtype="float32"
-    )
-    rng = np.random.default_rng(noise_seed)
     stats = _Stats(n, n_frames)
     lum_chunks: list[np.ndarray] = []
 
@@ -228,35 +146,22 @@ def _write_activity(
             lum_chunks.append(lum)
             yield lum
 
-    def write(sl: slice, blocks: dict[str, np.ndarray]) -> None:
-        for name, block in blocks.items():
-            arrays[name][sl] = block
-
-    # compression + disk writes of chunk i overlap the simulation of chunk i + 1 (one in flight)
-    frame, pending = 0, None
-    t0 = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=1) as pool, cpu_threads_for(dyn):
+    writer = ChunkedFrameWriter(
+        store,
+        n_frames,
+        chunk_frames,
+        {"u": n, "du": n, "x": n, "stimulus": n_col},
+        stats,
+        label="FlyVis simulation",
+        measurement_noise=noise,
+        noise_seed=noise_seed,
+    )
+    with writer, cpu_threads_for(dyn):
         for v, dv, x in integrate_chunks(dyn, con.input_index, luminance(), burn_in):
-            block = v.cpu().numpy()
-            if not np.all(np.isfinite(block)):
-                raise FloatingPointError(
-                    f"FlyVis simulation diverged before frame {frame + len(block)}"
-                )
-            sl = slice(frame, frame + len(block))
-            stats.add(frame, block)
-            blocks = {"du": dv.cpu().numpy(), "x": x.cpu().numpy(), "stimulus": lum_chunks.pop(0)}
-            if noise > 0:
-                blocks["u_clean"] = block
-                block = block + (noise * rng.standard_normal(block.shape)).astype(np.float32)
-            blocks["u"] = block
-            if pending is not None:
-                pending.result()
-            pending = pool.submit(write, sl, blocks)
-            frame += len(block)
-        if pending is not None:
-            pending.result()
-    elapsed = time.perf_counter() - t0
-    group.attrs.update(
+            writer.append(
+                v.cpu().numpy(), du=dv.cpu().numpy(), x=x.cpu().numpy(), stimulus=lum_chunks.pop(0)
+            )
+    writer.group.attrs.update(
         {
             "frames": "frame k: u = V_k, du = f(V_k, x_k), V_{k+1} = V_k + dt du_k",
             "x": "input current per neuron (luminance on R1-R8 of the column, else 0)",
@@ -264,12 +169,7 @@ def _write_activity(
             + (" + Gaussian measurement noise (u_clean: without)" if noise > 0 else ""),
         }
     )
-    return {
-        **stats.summary(),
-        "wall_time_s": elapsed,
-        "frames_per_s": (n_frames + burn_in) / max(elapsed, 1e-9),
-        "_stats": stats,
-    }
+    return writer.summary(burn_in), stats
 
 
 def _write_connectivity(path: Path, con: Connectome, params: FlyVisParams, w: np.ndarray) -> None:
@@ -403,10 +303,9 @@ def simulate_flyvis(
     noise = float(cfg["measurement_noise"])
 
     with atomic_path(out_dir / layout.ACTIVITY) as store:
-        sim_stats = _write_activity(
+        sim_stats, stats = _write_activity(
             store, dyn, con, seq, n_frames, int(cfg["burn_in"]), chunk, noise, noise_seed
         )
-    stats = sim_stats.pop("_stats")
     _write_connectivity(out_dir / layout.CONNECTIVITY, con, params, weights)
     table = neuron_table(con, params)
     table["activity_mean"], table["activity_std"] = stats.per_neuron()

@@ -11,12 +11,12 @@ from ..config import ConfigError
 from .base import Family
 
 
-def edge_range(meta: dict) -> tuple[float, float]:
+def edge_range(meta: dict, knot_scale: float = 1.0) -> tuple[float, float]:
     """(u_max, scale) of a spline edge function: 1.2 x the largest |u| of the simulation and
-    the std of u (knots dense within it), from simulation.json."""
+    ``knot_scale`` x the std of u (knots dense within it), from simulation.json."""
     u_max = float(meta.get("activity_max_abs") or 10.0)
-    scale = float(meta.get("activity_std") or 1.0)
-    return 1.2 * max(u_max, 1e-3), max(scale, 1e-3)
+    scale = knot_scale * float(meta.get("activity_std") or 1.0)
+    return 1.2 * max(u_max, 1e-3), max(scale, 1e-6)
 
 
 class SignalFamily(Family):
@@ -91,7 +91,7 @@ class SignalFamily(Family):
             sim.n_neurons,
             cfg=train_cfg,
             generator=generator,
-            edge_range=edge_range(sim.meta),
+            edge_range=edge_range(sim.meta, float(train_cfg.get("lin_edge_knot_scale", 1.0))),
         )
 
     def readouts(self, model, sim, u_range: tuple[float, float] | None = None) -> dict:

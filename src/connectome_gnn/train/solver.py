@@ -55,6 +55,7 @@ DEFAULTS = {
     "W_solve_every": 0,
     "W_solve_lasso_steps": 500,
     "phi_fit_steps": 3000,
+    "phi_fit_neighbours": 10,
     "edge_fit": "none",
     "edge_fit_iterations": 30,
     "edge_fit_coarse_knots": 16,
@@ -571,7 +572,8 @@ def fit_edge(
             start = _best_start(coarse, uk, yk, cb, ridge)
             history = fit_spline_lm(coarse, uk, yk, receivers, cb, iterations, ridge, log)
             _project_spline(coarse, edge, uk)
-            history += fit_spline_lm(edge, uk, yk, receivers, cb, iterations, ridge, log)
+            if edge.n_knots != coarse.n_knots:  # the fine stage (same knots: already done)
+                history += fit_spline_lm(edge, uk, yk, receivers, cb, iterations, ridge, log)
         method = f"levenberg-marquardt from {start}"
     else:
         history = _fit_by_lbfgs(model, uk, yk, cb, cfg, log)
@@ -611,11 +613,62 @@ def update_curves(
     return grid.float(), values.float()
 
 
-def fit_phi(model, grid: torch.Tensor, values: torch.Tensor, cfg: dict) -> dict:
+#: weight of the pull of each neuron's embedding towards those of its curve neighbours in
+#: :func:`fit_phi` (relative to the fit loss, itself relative to the variance of the curves)
+COHESION = 1e-2
+
+
+@torch.no_grad()
+def curve_neighbours(
+    model,
+    u: torch.Tensor,
+    frames: torch.Tensor,
+    W_diag: torch.Tensor,
+    beta: torch.Tensor,
+    lo: torch.Tensor,
+    hi: torch.Tensor,
+    k: int,
+    n_points: int = 64,
+) -> torch.Tensor:
+    """For every neuron, the ``k`` neurons whose solved update curves are closest (N x k).
+
+    Each neuron's update curve (basis correction + W_ii lin_edge, as :func:`update_curves`) is
+    known only over its own activity range (1 %-99 % quantiles).  On ``n_points`` values
+    spanning all ranges, the distance of two neurons is the mean squared difference of their
+    curves where both are known; pairs with fewer than 4 common points are never neighbours.
+    (Dense N = 1000: every neuron's nearest neighbour is of its own type.)"""
+    n = u.shape[1]
+    uk = u[frames.to(u.device)].double()
+    q = torch.quantile(uk, torch.tensor([0.01, 0.99], dtype=torch.float64, device=u.device), dim=0)
+    pts = torch.linspace(float(q[0].min()), float(q[1].max()), n_points, dtype=torch.float64)
+    pts = pts.to(u.device)[:, None].expand(n_points, n)
+    mask = ((pts >= q[0]) & (pts <= q[1])).double()  # P x N
+    f = torch.einsum("pnk,nk->pn", column_basis(pts, lo, hi, beta.shape[1]), beta)
+    f = (f + W_diag[None, :] * model.edge(pts.to(u.dtype)).double()) * mask
+    common = mask.T @ mask
+    d = (mask.T @ f**2) + (f**2).T @ mask - 2.0 * f.T @ f  # summed over the common points
+    d = (d / common.clamp(min=1)).clamp(min=0.0)
+    d[common < 4] = math.inf
+    d.fill_diagonal_(math.inf)
+    return d.topk(min(k, n - 1), dim=1, largest=False).indices
+
+
+def fit_phi(
+    model,
+    grid: torch.Tensor,
+    values: torch.Tensor,
+    cfg: dict,
+    neighbours: torch.Tensor | None = None,
+) -> dict:
     """Fit lin_phi and the embeddings to per-neuron update curves: full batch, Adam at the rate
     lr for both (a faster embedding rate lets the embeddings absorb per-neuron detail and
     blurs the types: cluster accuracy 0.70 at 10 x lr on N = 100, 1.00 at lr), with a cosine
-    decay to 1/50 over ``phi_fit_steps`` steps."""
+    decay to 1/50 over ``phi_fit_steps`` steps.
+
+    With ``neighbours`` (N x k, :func:`curve_neighbours`) the loss has a term COHESION x the
+    mean squared distance of each embedding to those of its neighbours: the fit alone leaves
+    where the embeddings of a type settle to the optimiser's path (dense N = 1000 from a common
+    start, cluster_accuracy 0.64 / 0.97 / 0.99 at lr 3e-3 / 2e-3 / 1e-3, at similar losses)."""
     t0 = time.perf_counter()
     steps = int(cfg["phi_fit_steps"])
     opt = torch.optim.Adam(
@@ -630,8 +683,11 @@ def fit_phi(model, grid: torch.Tensor, values: torch.Tensor, cfg: dict) -> dict:
     loss = torch.tensor(float("nan"))
     for _ in range(steps):
         loss = ((model.phi(grid) - values) ** 2).mean()
+        total = loss / target_var
+        if neighbours is not None:
+            total = total + COHESION * (model.a[:, None, :] - model.a[neighbours]).pow(2).mean()
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        total.backward()
         opt.step()
         sched.step()
         for group, lr0 in zip(opt.param_groups, base, strict=True):
@@ -682,5 +738,7 @@ def solve_W(model, u: torch.Tensor, du: torch.Tensor, cfg: dict) -> dict:
     info = {"W_solve_s": time.perf_counter() - t0, "W_solve_mse": float(mse.mean())}
     if k:
         grid, values = update_curves(model, u, frames, W_diag, beta, lo, hi)
-        info.update(fit_phi(model, grid, values, cfg))
+        nb = int(cfg["phi_fit_neighbours"])
+        neighbours = curve_neighbours(model, u, frames, W_diag, beta, lo, hi, nb) if nb else None
+        info.update(fit_phi(model, grid, values, cfg, neighbours))
     return info

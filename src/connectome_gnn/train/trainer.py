@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from tqdm import tqdm
@@ -74,6 +76,7 @@ class _Run:
         self.log = LossLog()
         self.epoch, self.iteration, self.before_s = 0, 0, 0.0
         self.resumed: int | None = None
+        self.monitor: Callable[[Any, int, float], None] | None = None
         self.solver = {**cfg, **solver.settings(cfg)}
         self.solver_info: dict = {}
         if self.solving:  # W is set by the solver, and a fitted lin_edge is kept
@@ -181,8 +184,13 @@ def train_run(
     run_id: dict | None = None,
     progress: bool | None = None,
     threads: int | None = None,
+    monitor: Callable[[Any, int, float], None] | None = None,
 ) -> dict:
     """Train one run and write its train directory; returns the train_info dict.
+
+    ``monitor(model, iterations_done, elapsed_s)``, if given, is called after the solver's
+    start (a solver run) and at every logged iteration: benchmarks read the model's progress
+    through it (it must not change the model).
 
     Divergence (non-finite or exploding loss) is not an exception: the run ends with status
     ``failed`` and a reason, and all outputs are still written so the workflow completes.
@@ -217,6 +225,9 @@ def train_run(
     budget = TimeBudget(cfg.get("max_minutes"), run.before_s, lambda: time.perf_counter())
     if run.resumed is None:
         run.prepare(seed, budget)
+    run.monitor = monitor
+    if monitor is not None and run.solving:
+        monitor(model, run.position, budget.elapsed())
     status, reason, stopped, done = _loop(run, budget, progress)
     if status == "ok" and run.solving and int(run.solver["W_solve_every"]):
         run.resolve()  # the final W for the final MLPs
@@ -310,6 +321,8 @@ def _loop(run: _Run, budget: TimeBudget, progress: bool | None) -> tuple:
                         run.last_good = {
                             k2: v.detach().clone() for k2, v in model.state_dict().items()
                         }
+                        if run.monitor is not None:
+                            run.monitor(model, global_it + 1, budget.elapsed())
                     if (ckpt_every and (global_it + 1) % ckpt_every == 0) or (
                         ckpt_seconds and time.perf_counter() - last_save >= ckpt_seconds
                     ):

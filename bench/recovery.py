@@ -65,13 +65,15 @@ def variant_path(name: str) -> Path:
 
 
 # ---------------------------------------------------------------- parent: simulate, spawn, collect
-def model_config(n_neurons: int, n_frames: int) -> dict:
+def model_config(n_neurons: int, n_frames: int, **noise: float) -> dict:
+    """The benchmark's signal model; ``noise``: intrinsic_noise / measurement_noise if > 0."""
     from connectome_gnn.config import validate
     from connectome_gnn.families import get_family
 
     source = "bench/recovery.py"
+    extra = {k: float(v) for k, v in noise.items() if v and float(v) > 0}
     cfg = validate(
-        {"family": "signal", "n_neurons": n_neurons, "n_frames": n_frames},
+        {"family": "signal", "n_neurons": n_neurons, "n_frames": n_frames, **extra},
         "signal.model",
         source=source,
     )
@@ -86,6 +88,9 @@ def simulate_cached(model_cfg: dict, sparsity: float, seed: int, work_dir: Path)
     from connectome_gnn.stages import run_simulation
 
     name = f"N{model_cfg['n_neurons']}_F{model_cfg['n_frames']}"
+    for key, tag in (("intrinsic_noise", "in"), ("measurement_noise", "mn")):
+        if model_cfg.get(key):
+            name += f"_{tag}{model_cfg[key]:.4g}"
     sim_dir = work_dir / "sim" / name / f"f{format_sparsity(sparsity)}" / f"seed{seed}"
     settings = sim_dir / "simulation.json"  # written last by the simulator
     if settings.is_file() and (sim_dir / SIM_TIME).is_file():
@@ -300,6 +305,15 @@ def main(argv: list[str] | None = None) -> dict:
         default=None,
         help="training budget per run (default: 10 at f >= 0.25, 30 below)",
     )
+    p.add_argument(
+        "--intrinsic-noise", type=float, default=0.0, help="process noise sigma of the simulation"
+    )
+    p.add_argument(
+        "--measurement-noise",
+        type=float,
+        default=0.0,
+        help="measurement noise, as a fraction of the std of u of the noiseless simulation",
+    )
     p.add_argument("--monitor-seconds", type=float, default=5.0)
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -313,7 +327,6 @@ def main(argv: list[str] | None = None) -> dict:
     from connectome_gnn.layout import format_sparsity
 
     work_dir = args.work_dir.resolve()
-    model_cfg = model_config(args.n_neurons, args.n_frames)
     factors = [float(format_sparsity(f.strip())) for f in args.filling_factors.split(",") if f]
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     for v in variants:
@@ -324,6 +337,8 @@ def main(argv: list[str] | None = None) -> dict:
         "n_neurons": args.n_neurons,
         "n_frames": args.n_frames,
         "seed": args.seed,
+        "intrinsic_noise": args.intrinsic_noise,
+        "measurement_noise_relative": args.measurement_noise,
         "variants": {v: str(variant_path(v)) for v in variants},
         "cpu_count": os.cpu_count(),
         "threads": args.threads,
@@ -335,9 +350,19 @@ def main(argv: list[str] | None = None) -> dict:
     t0 = time.perf_counter()
     for f in factors:
         key = format_sparsity(f)
-        sim_dir, sim_s, cached = simulate_cached(model_cfg, f, args.seed, work_dir)
+        cfg_f = model_config(args.n_neurons, args.n_frames, intrinsic_noise=args.intrinsic_noise)
+        if args.measurement_noise > 0:  # relative to the std of the state
+            clean_dir, _, _ = simulate_cached(cfg_f, f, args.seed, work_dir)
+            std = float(json.loads((clean_dir / "simulation.json").read_text())["activity_std"])
+            cfg_f = model_config(
+                args.n_neurons,
+                args.n_frames,
+                intrinsic_noise=args.intrinsic_noise,
+                measurement_noise=args.measurement_noise * std,
+            )
+        sim_dir, sim_s, cached = simulate_cached(cfg_f, f, args.seed, work_dir)
         log(f"f={key}: simulation {'cached' if cached else 'done'} ({sim_s:.1f} s) in {sim_dir}")
-        result["runs"][key] = {"simulation_s": sim_s}
+        result["runs"][key] = {"simulation_s": sim_s, "model_config": cfg_f}
         for v in variants:
             spec = {
                 "variant": v,

@@ -1,6 +1,7 @@
 """FlyVis simulator: dynamics by hand, stimuli, parameter sets, end-to-end directory layout."""
 
 import json
+import math
 
 import numpy as np
 import pandas as pd
@@ -405,3 +406,30 @@ def test_simulate_measurement_noise(tmp_path, param_sets):
     u, clean = sim.read("u"), sim.read("u_clean")
     assert (u - clean).std() == pytest.approx(0.05, rel=0.05)
     np.testing.assert_allclose(clean[1:], clean[:-1] + 0.02 * sim.read("du")[:-1], atol=1e-5)
+
+
+def test_simulate_intrinsic_noise(tmp_path, param_sets):
+    """Euler-Maruyama: the step residual V_{k+1} - V_k - dt f(V_k, x_k) has std sigma sqrt(dt);
+    seeded; the noiseless frames are unchanged by the option's existence."""
+    cfg = {
+        "family": "flyvis",
+        "extent": 1,
+        "n_frames": 200,
+        "burn_in": 20,
+        "chunk_frames": 64,
+        "cache_dir": str(tmp_path / "cache"),
+    }
+    p = param_sets["flyvis_049"]
+    sigma = 0.5
+    meta = simulate_flyvis({**cfg, "intrinsic_noise": sigma}, 1, tmp_path / "a", params=p)
+    simulate_flyvis({**cfg, "intrinsic_noise": sigma}, 1, tmp_path / "b", params=p)
+    simulate_flyvis(cfg, 1, tmp_path / "c", params=p)
+    a, b, c = (Simulation(tmp_path / k) for k in "abc")
+    u, du = a.read("u"), a.read("du")
+    np.testing.assert_array_equal(u, b.read("u"))
+    assert meta["intrinsic_noise"] == sigma
+    resid = u[1:] - u[:-1] - 0.02 * du[:-1]
+    assert resid.std() == pytest.approx(sigma * math.sqrt(0.02), rel=0.05)
+    clean = c.read("u")
+    np.testing.assert_allclose(clean[1:], clean[:-1] + 0.02 * c.read("du")[:-1], atol=1e-5)
+    assert "intrinsic_noise" not in c.meta

@@ -2,7 +2,9 @@
 
 A simulation directory holds::
 
-    activity.zarr/      zarr group: u (frames x N, float32) and du (exact du/dt), chunked by frames
+    activity.zarr/      zarr group: u (frames x N, float32) and du (exact du/dt), chunked by
+                        frames; with measurement noise u is noisy, u_clean is not, and du is
+                        the finite difference of the noisy u (signal) or exact (FlyVis)
     connectivity.npz    W_true as COO: post, pre, weight (nonzeros) and n_neurons
     neurons.csv         one row per neuron: neuron, type, and the family's per-neuron parameters
     simulation.json     settings, model config, statistics, wall time

@@ -5,12 +5,25 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .store import ActivityMoments, ChunkedFrameWriter
 
 #: the state update of one step from (u_k, du_k) to u_{k+1}
 Step = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def noisy_step(dt: float, sigma: float, generator: torch.Generator) -> Step:
+    """Euler-Maruyama: u_{k+1} = u_k + dt du_k + sigma sqrt(dt) xi_k, xi_k ~ N(0, 1) drawn from
+    ``generator`` on the CPU (the same noise on every device)."""
+    amplitude = float(sigma) * float(dt) ** 0.5
+
+    def step(u: torch.Tensor, du: torch.Tensor) -> torch.Tensor:
+        xi = torch.randn(u.shape, generator=generator, dtype=u.dtype)
+        return u + dt * du + amplitude * xi.to(u.device)
+
+    return step
 
 
 def frame_chunks(n_frames: int, chunk_frames: int) -> list[int]:
@@ -72,17 +85,40 @@ def integrate_to_zarr(
     dt: float,
     store: Path,
     chunk_frames: int,
+    step: Step | None = None,
+    measurement_noise: float = 0.0,
+    noise_seed: int | None = None,
 ) -> dict:
-    """Integrate u' = derivative(u) and write u and the exact du of every saved frame.
+    """Integrate u' = derivative(u) and write u and du of every saved frame.
 
-    ``burn_in`` steps are taken first and not saved.  Only one chunk of frames is ever held in
-    memory (:class:`~.store.ChunkedFrameWriter`), so long simulations do not need to fit in RAM.
-    Returns simple statistics (:class:`~.store.ActivityMoments`) and the wall time.
+    ``burn_in`` steps are taken first and not saved; ``step`` is the state update (default
+    explicit Euler; :func:`noisy_step` adds intrinsic noise).  Without measurement noise du is
+    the exact derivative at u.  With ``measurement_noise`` > 0 the saved u is the state plus
+    Gaussian noise of that std (seeded by ``noise_seed``; the state is kept as ``u_clean``) and
+    du is what a recording gives, the finite difference (u[k+1] - u[k]) / dt of the noisy u
+    (one more state is simulated for the last frame).  Only one chunk of frames is held in
+    memory (:class:`~.store.ChunkedFrameWriter`).  Returns simple statistics
+    (:class:`~.store.ActivityMoments`, of the saved u) and the wall time.
     """
     n = u0.shape[-1]
-    widths = {"u": n, "du": n}
+    noise = float(measurement_noise)
+    widths = {"u": n, "du": n, **({"u_clean": n} if noise > 0 else {})}
     with ChunkedFrameWriter(store, n_frames, chunk_frames, widths, ActivityMoments()) as writer:
-        chunks = frame_chunks(n_frames, writer.chunk_frames)
-        for u, du, _ in euler_chunks(derivative, u0, dt, chunks, burn_in):
-            writer.append(u.cpu().numpy(), du=du.cpu().numpy())
+        if noise <= 0:
+            chunks = frame_chunks(n_frames, writer.chunk_frames)
+            for u, du, _ in euler_chunks(derivative, u0, dt, chunks, burn_in, step=step):
+                writer.append(u.cpu().numpy(), du=du.cpu().numpy())
+            return writer.summary(burn_in)
+        rng = np.random.default_rng(noise_seed)
+        carry_clean = carry_noisy = None  # the last state of the previous chunk
+        chunks = frame_chunks(n_frames + 1, writer.chunk_frames)
+        for u, _, _ in euler_chunks(derivative, u0, dt, chunks, burn_in, step=step):
+            clean = u.cpu().numpy()
+            noisy = clean + (noise * rng.standard_normal(clean.shape)).astype(np.float32)
+            if carry_clean is not None:
+                clean = np.concatenate([carry_clean, clean])
+                noisy = np.concatenate([carry_noisy, noisy])
+            du = (np.diff(noisy, axis=0) / dt).astype(np.float32)
+            writer.append(noisy[:-1], du=du, u_clean=clean[:-1])
+            carry_clean, carry_noisy = clean[-1:], noisy[-1:]
     return writer.summary(burn_in)

@@ -12,7 +12,7 @@ from torch import nn
 from ..io import atomic_path, save_npz, write_json
 from . import data as layout
 from .connectivity import load_connectivity, random_connectivity
-from .euler import integrate_to_zarr
+from .euler import integrate_to_zarr, noisy_step
 
 
 def neuron_types(n_neurons: int, n_types: int) -> np.ndarray:
@@ -71,6 +71,11 @@ def simulate_signal(
     dyn = PDEN2(W, neurons["g"], neurons["s"], neurons["c"]).to(device)
     gen = torch.Generator().manual_seed(int(rng.integers(2**31)))
     u0 = (float(model_cfg["init_scale"]) * torch.randn(n, generator=gen)).to(device)
+    # optional keys (absent in configs older than them: no noise)
+    sigma = float(model_cfg.get("intrinsic_noise", 0.0))
+    noise = float(model_cfg.get("measurement_noise", 0.0))
+    step_seed, noise_seed = (int(x) for x in rng.integers(2**31, size=2))
+    step = noisy_step(float(model_cfg["dt"]), sigma, torch.Generator().manual_seed(step_seed))
 
     with atomic_path(out_dir / layout.ACTIVITY) as store:
         stats = integrate_to_zarr(
@@ -81,6 +86,9 @@ def simulate_signal(
             dt=float(model_cfg["dt"]),
             store=store,
             chunk_frames=int(model_cfg["chunk_frames"]),
+            step=step if sigma > 0 else None,
+            measurement_noise=noise,
+            noise_seed=noise_seed,
         )
     post, pre = np.nonzero(W)
     save_npz(
@@ -112,6 +120,9 @@ def simulate_signal(
         "spectral_radius": float(np.abs(eig).max()),
         **stats,
     }
+    if sigma > 0 or noise > 0:  # (noiseless: the same simulation.json as before these keys)
+        meta["intrinsic_noise"], meta["measurement_noise"] = sigma, noise
+        meta["du"] = "finite difference of the noisy u" if noise > 0 else "drift f(u_k)"
     plot_simulation(out_dir, W, types)
     write_json(out_dir / layout.SETTINGS, meta)
     return meta

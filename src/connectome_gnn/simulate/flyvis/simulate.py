@@ -44,6 +44,7 @@ from ...config import validate
 from ...device import resolve_device
 from ...io import atomic_path, save_npz, write_json
 from .. import data as layout
+from ..euler import noisy_step
 from ..store import ChunkedFrameWriter
 from .connectome import FLYVIS_VERSION, Connectome, default_cache_dir, load_connectome
 from .dynamics import FlyVisDynamics
@@ -135,6 +136,7 @@ def _write_activity(
     chunk_frames: int,
     noise: float,
     noise_seed: int,
+    intrinsic_noise: float = 0.0,
 ) -> tuple[dict, _Stats]:
     """Simulate under ``seq`` into the zarr group ``store``: (summary statistics, ``_Stats``)."""
     n, n_col = con.n_nodes, con.n_columns
@@ -157,7 +159,11 @@ def _write_activity(
         noise_seed=noise_seed,
     )
     with writer, cpu_threads_for(dyn):
-        for v, dv, x in integrate_chunks(dyn, con.input_index, luminance(), burn_in):
+        step = None
+        if intrinsic_noise > 0:  # its own stream, so the measurement noise stays the same
+            gen = torch.Generator().manual_seed(int(noise_seed) + 1)
+            step = noisy_step(dyn.dt, intrinsic_noise, gen)
+        for v, dv, x in integrate_chunks(dyn, con.input_index, luminance(), burn_in, step=step):
             writer.append(
                 v.cpu().numpy(), du=dv.cpu().numpy(), x=x.cpu().numpy(), stimulus=lum_chunks.pop(0)
             )
@@ -301,10 +307,11 @@ def simulate_flyvis(
         max(1, min(int(cfg["chunk_frames"]), int(cfg["n_frames"]))),
     )
     noise = float(cfg["measurement_noise"])
+    sigma = float(cfg.get("intrinsic_noise", 0.0))  # optional key (absent = noiseless)
 
     with atomic_path(out_dir / layout.ACTIVITY) as store:
         sim_stats, stats = _write_activity(
-            store, dyn, con, seq, n_frames, int(cfg["burn_in"]), chunk, noise, noise_seed
+            store, dyn, con, seq, n_frames, int(cfg["burn_in"]), chunk, noise, noise_seed, sigma
         )
     _write_connectivity(out_dir / layout.CONNECTIVITY, con, params, weights)
     table = neuron_table(con, params)
@@ -339,6 +346,7 @@ def simulate_flyvis(
         "dt": dt,
         "burn_in": int(cfg["burn_in"]),
         "measurement_noise": noise,
+        **({"intrinsic_noise": sigma} if sigma > 0 else {}),
         "stimulus_segments": {k: kinds.count(k) for k in sorted(set(kinds))},
         "connectome_sha256": con.json_sha256,
         "flyvis_version": FLYVIS_VERSION,

@@ -391,16 +391,21 @@ def test_simulate_extent1_end_to_end(tmp_path, param_sets):
     assert len(list((tmp_path / "cache").glob("connectome_e1_*.npz"))) == 1
 
 
-def test_simulate_measurement_noise(tmp_path, param_sets):
-    cfg = {
+def _noise_cfg(tmp_path, **extra) -> dict:
+    """A 200-frame extent-1 FlyVis simulation (the noise tests)."""
+    return {
         "family": "flyvis",
         "extent": 1,
         "n_frames": 200,
         "burn_in": 20,
         "chunk_frames": 64,
-        "measurement_noise": 0.05,
         "cache_dir": str(tmp_path / "cache"),
+        **extra,
     }
+
+
+def test_simulate_measurement_noise(tmp_path, param_sets):
+    cfg = _noise_cfg(tmp_path, measurement_noise=0.05)
     simulate_flyvis(cfg, seed=1, out_dir=tmp_path / "sim", params=param_sets["flyvis_049"])
     sim = Simulation(tmp_path / "sim")
     u, clean = sim.read("u"), sim.read("u_clean")
@@ -411,14 +416,7 @@ def test_simulate_measurement_noise(tmp_path, param_sets):
 def test_simulate_intrinsic_noise(tmp_path, param_sets):
     """Euler-Maruyama: the step residual V_{k+1} - V_k - dt f(V_k, x_k) has std sigma sqrt(dt);
     seeded; the noiseless frames are unchanged by the option's existence."""
-    cfg = {
-        "family": "flyvis",
-        "extent": 1,
-        "n_frames": 200,
-        "burn_in": 20,
-        "chunk_frames": 64,
-        "cache_dir": str(tmp_path / "cache"),
-    }
+    cfg = _noise_cfg(tmp_path)
     p = param_sets["flyvis_049"]
     sigma = 0.5
     meta = simulate_flyvis({**cfg, "intrinsic_noise": sigma}, 1, tmp_path / "a", params=p)

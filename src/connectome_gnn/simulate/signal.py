@@ -75,7 +75,11 @@ def simulate_signal(
     sigma = float(model_cfg.get("intrinsic_noise", 0.0))
     noise = float(model_cfg.get("measurement_noise", 0.0))
     step_seed, noise_seed = (int(x) for x in rng.integers(2**31, size=2))
-    step = noisy_step(float(model_cfg["dt"]), sigma, torch.Generator().manual_seed(step_seed))
+    step = (
+        noisy_step(float(model_cfg["dt"]), sigma, torch.Generator().manual_seed(step_seed))
+        if sigma > 0
+        else None
+    )
 
     with atomic_path(out_dir / layout.ACTIVITY) as store:
         stats = integrate_to_zarr(
@@ -86,7 +90,7 @@ def simulate_signal(
             dt=float(model_cfg["dt"]),
             store=store,
             chunk_frames=int(model_cfg["chunk_frames"]),
-            step=step if sigma > 0 else None,
+            step=step,
             measurement_noise=noise,
             noise_seed=noise_seed,
         )

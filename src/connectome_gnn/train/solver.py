@@ -588,28 +588,43 @@ def fit_edge(
     }
 
 
+def curve_ranges(u: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+    """The 1 %-99 % quantiles of every neuron's activity over ``frames`` (2 x N, float64): the
+    range over which its solved update curve is trusted."""
+    q = torch.tensor([0.01, 0.99], dtype=torch.float64, device=u.device)
+    return torch.quantile(u[frames.to(u.device)].double(), q, dim=0)
+
+
+@torch.no_grad()
+def curve_values(
+    model,
+    pts: torch.Tensor,
+    W_diag: torch.Tensor,
+    beta: torch.Tensor,
+    lo: torch.Tensor,
+    hi: torch.Tensor,
+) -> torch.Tensor:
+    """Each neuron's solved update curve at ``pts`` (P x N): the basis correction of the joint
+    solve + W_ii lin_edge(u), float64."""
+    values = torch.einsum("pnk,nk->pn", column_basis(pts, lo, hi, beta.shape[1]), beta)
+    return values + W_diag[None, :] * model.edge(pts.to(model.W.dtype)).double()
+
+
 def update_curves(
     model,
-    u: torch.Tensor,
-    frames: torch.Tensor,
+    ranges: torch.Tensor,
     W_diag: torch.Tensor,
     beta: torch.Tensor,
     lo: torch.Tensor,
     hi: torch.Tensor,
     n_points: int = 32,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The update each neuron needs according to a joint solve, on a grid of its own activity
-    range (the 1 %-99 % quantiles over ``frames``): basis correction + W_ii lin_edge(u).
+    """The update each neuron needs according to a joint solve (:func:`curve_values`), on a grid
+    of its own activity range (``ranges``, :func:`curve_ranges`).
     Returns (grid, values), both n_points x N, float32 (lin_phi is fitted to them)."""
-    uk = u[frames.to(u.device)]
-    q = torch.quantile(
-        uk.double(), torch.tensor([0.01, 0.99], dtype=torch.float64, device=u.device), dim=0
-    )
-    t = torch.linspace(0.0, 1.0, n_points, dtype=torch.float64, device=u.device)[:, None]
-    grid = q[0] + (q[1] - q[0]).clamp(min=1e-6) * t
-    values = torch.einsum("pnk,nk->pn", column_basis(grid, lo, hi, beta.shape[1]), beta)
-    with torch.no_grad():
-        values = values + W_diag[None, :] * model.edge(grid.to(u.dtype)).double()
+    t = torch.linspace(0.0, 1.0, n_points, dtype=torch.float64, device=ranges.device)[:, None]
+    grid = ranges[0] + (ranges[1] - ranges[0]).clamp(min=1e-6) * t
+    values = curve_values(model, grid, W_diag, beta, lo, hi)
     return grid.float(), values.float()
 
 
@@ -621,8 +636,7 @@ COHESION = 1e-2
 @torch.no_grad()
 def curve_neighbours(
     model,
-    u: torch.Tensor,
-    frames: torch.Tensor,
+    ranges: torch.Tensor,
     W_diag: torch.Tensor,
     beta: torch.Tensor,
     lo: torch.Tensor,
@@ -632,19 +646,17 @@ def curve_neighbours(
 ) -> torch.Tensor:
     """For every neuron, the ``k`` neurons whose solved update curves are closest (N x k).
 
-    Each neuron's update curve (basis correction + W_ii lin_edge, as :func:`update_curves`) is
-    known only over its own activity range (1 %-99 % quantiles).  On ``n_points`` values
-    spanning all ranges, the distance of two neurons is the mean squared difference of their
-    curves where both are known; pairs with fewer than 4 common points are never neighbours.
+    Each neuron's update curve (:func:`curve_values`) is known only over its own activity range
+    (``ranges``, :func:`curve_ranges`).  On ``n_points`` values spanning all ranges, the
+    distance of two neurons is the mean squared difference of their curves where both are
+    known; pairs with fewer than 4 common points are never neighbours.
     (Dense N = 1000: every neuron's nearest neighbour is of its own type.)"""
-    n = u.shape[1]
-    uk = u[frames.to(u.device)].double()
-    q = torch.quantile(uk, torch.tensor([0.01, 0.99], dtype=torch.float64, device=u.device), dim=0)
-    pts = torch.linspace(float(q[0].min()), float(q[1].max()), n_points, dtype=torch.float64)
-    pts = pts.to(u.device)[:, None].expand(n_points, n)
-    mask = ((pts >= q[0]) & (pts <= q[1])).double()  # P x N
-    f = torch.einsum("pnk,nk->pn", column_basis(pts, lo, hi, beta.shape[1]), beta)
-    f = (f + W_diag[None, :] * model.edge(pts.to(u.dtype)).double()) * mask
+    n = ranges.shape[1]
+    lo_all, hi_all = float(ranges[0].min()), float(ranges[1].max())
+    pts = torch.linspace(lo_all, hi_all, n_points, dtype=torch.float64, device=ranges.device)
+    pts = pts[:, None].expand(n_points, n)
+    mask = ((pts >= ranges[0]) & (pts <= ranges[1])).double()  # P x N
+    f = curve_values(model, pts, W_diag, beta, lo, hi) * mask
     common = mask.T @ mask
     d = (mask.T @ f**2) + (f**2).T @ mask - 2.0 * f.T @ f  # summed over the common points
     d = (d / common.clamp(min=1)).clamp(min=0.0)
@@ -737,8 +749,9 @@ def solve_W(model, u: torch.Tensor, du: torch.Tensor, cfg: dict) -> dict:
         model.set_effective_W(W.to(model.W.dtype))
     info = {"W_solve_s": time.perf_counter() - t0, "W_solve_mse": float(mse.mean())}
     if k:
-        grid, values = update_curves(model, u, frames, W_diag, beta, lo, hi)
+        ranges = curve_ranges(u, frames)
+        grid, values = update_curves(model, ranges, W_diag, beta, lo, hi)
         nb = int(cfg["phi_fit_neighbours"])
-        neighbours = curve_neighbours(model, u, frames, W_diag, beta, lo, hi, nb) if nb else None
+        neighbours = curve_neighbours(model, ranges, W_diag, beta, lo, hi, nb) if nb else None
         info.update(fit_phi(model, grid, values, cfg, neighbours))
     return info

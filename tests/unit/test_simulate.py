@@ -73,6 +73,12 @@ def test_simulation_outputs_and_determinism(tmp_path, tiny_model_cfg):
     np.testing.assert_allclose(u[1:50], u[:49] + 0.01 * du[:49], rtol=1e-5, atol=1e-5)
     assert (tmp_path / "a" / "simulation.png").stat().st_size > 1000
     assert set(a.types) == {0, 1, 2, 3}
+    # selected frames, read block by block: the same rows as the full read, repeats included
+    idx = [0, 5, 5, 99, 100, 101, 1499]
+    np.testing.assert_array_equal(a.read_frames("du", idx, block=100), du[idx])
+    assert a.read_frames("u", []).shape == (0, 40)
+    with pytest.raises(ValueError, match="sorted"):
+        a.read_frames("u", [3, 1])
 
 
 def test_sparse_simulation_keeps_fraction(tmp_path, tiny_model_cfg):

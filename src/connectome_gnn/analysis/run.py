@@ -120,11 +120,9 @@ def data_losses(sim: Simulation, model, truth, device) -> dict:
     is the signature of a near-degenerate fit (another W and edge function explain the data)."""
     idx = np.linspace(0, sim.n_train_frames - 1, min(DATA_LOSS_FRAMES, sim.n_train_frames))
     idx = np.unique(idx.round().astype(int))
-    u = torch.from_numpy(np.stack([sim.read("u", i, i + 1)[0] for i in idx])).to(device)
-    du = torch.from_numpy(np.stack([sim.read("du", i, i + 1)[0] for i in idx])).to(device)
-    x = None
-    if sim.has_input:
-        x = torch.from_numpy(np.stack([sim.read_input(i, i + 1)[0] for i in idx])).to(device)
+    u = torch.from_numpy(sim.read_frames("u", idx)).to(device)
+    du = torch.from_numpy(sim.read_frames("du", idx)).to(device)
+    x = torch.from_numpy(sim.read_frames("x", idx)).to(device) if sim.has_input else None
     with torch.no_grad():
         pred = model(u) if x is None else model(u, x)
         true = truth(u) if x is None else truth(u, x)

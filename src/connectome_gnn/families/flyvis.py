@@ -248,10 +248,10 @@ class FlyVisFamily(Family):
         ``x``, and the median derivatives of lin_phi in msg (``grad_msg``) and x (``grad_x``)."""
         dev = model.W.device
         idx = np.linspace(0, sim.n_train_frames - 1, N_GRAD_FRAMES).astype(int)
-        v = torch.from_numpy(np.stack([sim.read("u", i, i + 1)[0] for i in idx])).to(dev)
+        v = torch.from_numpy(sim.read_frames("u", idx)).to(dev)
         x = torch.zeros_like(v)
-        if sim.read_input(0, 1) is not None:
-            x = torch.from_numpy(np.stack([sim.read_input(i, i + 1)[0] for i in idx])).to(dev)
+        if sim.has_input:
+            x = torch.from_numpy(sim.read_frames("x", idx)).to(dev)
         with torch.no_grad():
             msg = model.message(model.edge(v))
         msg = msg.clone().requires_grad_(True)

@@ -107,6 +107,21 @@ class Simulation:
         """Frames ``start:stop`` of the input x_i(t) (frames x N), or None without input."""
         return self.read("x", start, stop) if self.has_input else None
 
+    def read_frames(self, name: str, frames, block: int = 4096) -> np.ndarray:
+        """The given frames (sorted indices) of array ``name`` (len(frames) x N, float32), read
+        ``block`` contiguous frames at a time: one read per block, not one per frame."""
+        frames = np.asarray(frames, dtype=np.int64)
+        if frames.size and np.any(np.diff(frames) < 0):
+            raise ValueError("read_frames: frames must be sorted")
+        blocks = frames // block
+        parts = []
+        for b in np.unique(blocks):
+            sel = frames[blocks == b]
+            parts.append(self.read(name, int(b * block), int(sel[-1]) + 1)[sel - b * block])
+        if not parts:
+            return np.zeros((0, self.n_neurons), dtype=np.float32)
+        return np.concatenate(parts)
+
     def read(self, name: str, start: int = 0, stop: int | None = None) -> np.ndarray:
         """Frames ``start:stop`` of array ``u`` or ``du`` as float32 (frames x N)."""
         self._check_shape(name)

@@ -237,3 +237,48 @@ def test_bad_solver_settings(tmp_path, sparse_sim):
 
     with pytest.raises(ConfigError, match="lin_edge_form"):
         FlyVisGNN(torch.tensor([0]), torch.tensor([1]), 2, lin_edge_form="spline")
+
+
+class _LinearEdge(torch.nn.Module):
+    """A stand-in model for the curve helpers: lin_edge(u) = u, no learned W."""
+
+    W = torch.zeros(1)
+
+    def edge(self, x):
+        return x
+
+
+def test_curve_neighbours_on_hand_made_curves():
+    # four neurons with curves W_ii * u (the basis correction is zero): slopes 1, 1.1, 5, 5.2;
+    # a fifth whose range is disjoint from the others' is nobody's neighbour
+    slopes = torch.tensor([1.0, 1.1, 5.0, 5.2, 1.0], dtype=torch.float64)
+    ranges = torch.tensor([[-1.0] * 4 + [10.0], [1.0] * 4 + [12.0]], dtype=torch.float64)
+    beta = torch.zeros(5, 6, dtype=torch.float64)
+    lo, hi = ranges[0], ranges[1]
+    nb = solver.curve_neighbours(_LinearEdge(), ranges, slopes, beta, lo, hi, k=1)
+    assert nb[:4, 0].tolist() == [1, 0, 3, 2]
+    nb2 = solver.curve_neighbours(_LinearEdge(), ranges, slopes, beta, lo, hi, k=2)
+    assert nb2[0].tolist() == [1, 2] and nb2[3].tolist() == [2, 1]
+    assert 4 not in nb2[:4].flatten().tolist()
+    # the curve values themselves: W_ii * u exactly
+    pts = torch.linspace(-1, 1, 5, dtype=torch.float64)[:, None].expand(5, 5)
+    vals = solver.curve_values(_LinearEdge(), pts, slopes, beta, lo, hi)
+    torch.testing.assert_close(vals, pts * slopes)
+
+
+def test_lin_edge_knot_scale_sets_the_spline_scale(sparse_sim):
+    from connectome_gnn.families import get_family
+    from connectome_gnn.families.signal import edge_range
+
+    meta = {"activity_max_abs": 5.0, "activity_std": 2.0}
+    assert edge_range(meta) == (6.0, 2.0)
+    assert edge_range(meta, 0.25) == (6.0, 0.5)
+    cfg = validate({"lin_edge_form": "spline", "lin_edge_knots": 16}, "train")
+    fam = get_family("signal")
+    wide = fam.build_model(sparse_sim, cfg)
+    narrow = fam.build_model(sparse_sim, {**cfg, "lin_edge_knot_scale": 0.15})
+    std = float(sparse_sim.meta["activity_std"])
+    assert float(wide.lin_edge.scale) == pytest.approx(std, rel=1e-6)
+    assert float(narrow.lin_edge.scale) == pytest.approx(0.15 * std, rel=1e-6)
+    with pytest.raises(ConfigError, match="lin_edge_knot_scale"):
+        validate({"lin_edge_knot_scale": 0.0}, "train")

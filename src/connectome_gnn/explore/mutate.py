@@ -33,6 +33,11 @@ coeff_edge_diff        float  0, 1 .. 2000   yes   off or on; switched on at 100
 batch_size             choice 1, 2, 4, 8           seed 004
 data_augmentation_loop int    10 .. 400      yes   training length (seed 004 uses 100)
 n_epochs               int    1 .. 10        no    training length
+W_solve                choice none, lstsq, lasso   the W solver (train.schema.yaml)
+lin_edge_knots         int    8 .. 96        yes   spline lin_edge (solver recipes: 24, 96)
+lin_edge_knot_scale    float  0.05 .. 1      yes   knot scale / activity std (solver_fast: 0.15)
+W_solve_frames         int    2000 .. 50000  yes   frames of the joint solve
+phi_fit_steps          int    200 .. 5000    yes   lin_phi distillation steps
 ====================== ====== ============== ===== ===============================================
 """
 

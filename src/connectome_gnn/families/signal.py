@@ -49,6 +49,18 @@ class SignalFamily(Family):
         "batch_size": {"type": "choice", "choices": (1, 2, 4, 8)},
         "data_augmentation_loop": {"type": "int", "low": 10, "high": 400, "log": True, "step": 0.3},
         "n_epochs": {"type": "int", "low": 1, "high": 10, "step": 0.25},
+        # the W solver's knobs (train.schema.yaml; recipes config/train/solver*.yaml)
+        "W_solve": {"type": "choice", "choices": ("none", "lstsq", "lasso")},
+        "lin_edge_knots": {"type": "int", "low": 8, "high": 96, "log": True, "step": 0.3},
+        "lin_edge_knot_scale": {
+            "type": "float",
+            "low": 0.05,
+            "high": 1.0,
+            "log": True,
+            "step": 0.5,
+        },
+        "W_solve_frames": {"type": "int", "low": 2000, "high": 50000, "log": True, "step": 0.5},
+        "phi_fit_steps": {"type": "int", "low": 200, "high": 5000, "log": True, "step": 0.5},
     }
 
     def check_model(self, model_cfg: dict, source: str) -> None:

@@ -13,8 +13,10 @@ During training connectivity_R2 (the analysis' definition: the family's readouts
 against true W) is evaluated at most every ``--monitor-seconds`` of training time; its own time
 is not counted.  Per variant and filling, one JSON record gives the wall time at which
 connectivity_R2 first reached 0.9 / 0.99 / 0.999, the final connectivity_R2, cluster_accuracy
-and test_R2, frames/s, the solver's timings and peak RSS.  One JSON object goes to stdout;
-progress goes to stderr.
+and test_R2, frames/s, the solver's timings and peak RSS.  Per filling, the conditioning of the
+problem with the true edge function is recorded too (condition number and 99 %-variance rank of
+the covariance of tanh(u)): the measure of what noise does to it.  One JSON object goes to
+stdout; progress goes to stderr.
 
 Targets (issue 16, 2 CPU cores): connectivity_R2 >= 0.99 and cluster_accuracy >= 0.99 at every
 filling, within 10 minutes of training at f >= 0.25 and 30 minutes at f = 0.1 and 0.05; dense
@@ -104,6 +106,27 @@ def simulate_cached(model_cfg: dict, sparsity: float, seed: int, work_dir: Path)
     seconds = time.perf_counter() - t0
     write_json(sim_dir / SIM_TIME, {"seconds": seconds})
     return sim_dir, seconds, False
+
+
+def conditioning(sim_dir: Path, max_frames: int = 50_000) -> dict:
+    """The conditioning of the W problem with the true edge function: eigenvalues of the
+    covariance of the regressors tanh(u_j) over the training frames (float64).  Returns its
+    condition number and how many directions hold 99 % of the variance."""
+    import torch
+
+    from connectome_gnn.simulate.data import Simulation
+
+    sim = Simulation(sim_dir)
+    n = min(sim.n_train_frames, max_frames)
+    x = torch.tanh(torch.from_numpy(sim.read("u", 0, n)).double())
+    x = x - x.mean(0)
+    ev = torch.linalg.eigvalsh(x.T @ x / n).clamp(min=0.0).flip(0)
+    share = torch.cumsum(ev, 0) / ev.sum()
+    return {
+        "regressor_cond": float(ev[0] / ev[-1].clamp(min=1e-300)),
+        "regressor_rank99": int((share < 0.99).sum()) + 1,
+        "regressor_frames": n,
+    }
 
 
 def spawn(spec: dict) -> dict:
@@ -363,6 +386,8 @@ def main(argv: list[str] | None = None) -> dict:
         sim_dir, sim_s, cached = simulate_cached(cfg_f, f, args.seed, work_dir)
         log(f"f={key}: simulation {'cached' if cached else 'done'} ({sim_s:.1f} s) in {sim_dir}")
         result["runs"][key] = {"simulation_s": sim_s, "model_config": cfg_f}
+        result["runs"][key].update(conditioning(sim_dir))
+        log(f"f={key}: regressor conditioning {result['runs'][key]}")
         for v in variants:
             spec = {
                 "variant": v,

@@ -386,8 +386,9 @@ def main(argv: list[str] | None = None) -> dict:
         sim_dir, sim_s, cached = simulate_cached(cfg_f, f, args.seed, work_dir)
         log(f"f={key}: simulation {'cached' if cached else 'done'} ({sim_s:.1f} s) in {sim_dir}")
         result["runs"][key] = {"simulation_s": sim_s, "model_config": cfg_f}
-        result["runs"][key].update(conditioning(sim_dir))
-        log(f"f={key}: regressor conditioning {result['runs'][key]}")
+        cond = conditioning(sim_dir)
+        result["runs"][key].update(cond)
+        log(f"f={key}: regressor conditioning {cond}")
         for v in variants:
             spec = {
                 "variant": v,

@@ -23,8 +23,11 @@ import shutil
 import sys
 from pathlib import Path
 
+from . import __version__
 from .io import DataError, read_json
 from .layout import EXPLORATIONS, RUN_GLOB, TRAIN, TRAIN_INFO, set_aside_checkpoints
+
+RESULTS_HELP = "the results directory of the workflow (default: %(default)s)"
 
 
 def _snakemake() -> str:
@@ -44,16 +47,20 @@ def failed_runs(results: str | Path) -> list[Path]:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: ``connectome-gnn <command> ...``."""
     parser = argparse.ArgumentParser(prog="connectome-gnn", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"connectome-gnn {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     p_failed = sub.add_parser("failed", help="list the train_info.json files of failed runs")
-    p_failed.add_argument("--results", default="results")
+    p_failed.add_argument("--results", default="results", help=RESULTS_HELP)
     p_rerun = sub.add_parser(
         "rerun-failed", help="rerun failed runs with snakemake (arguments after -- go to snakemake)"
     )
-    p_rerun.add_argument("--results", default="results")
-    p_rerun.add_argument("snakemake_args", nargs=argparse.REMAINDER)
+    p_rerun.add_argument("--results", default="results", help=RESULTS_HELP)
+    p_rerun.add_argument(
+        "snakemake_args", nargs=argparse.REMAINDER, help="after --: arguments for snakemake"
+    )
     sub.add_parser(
         "regenerate",
         help="rebuild the summary tables and plots from metrics files only (never retrains); "
@@ -64,10 +71,23 @@ def main(argv: list[str] | None = None) -> int:
     p_add = sub.add_parser("explore-add", help="add a training config YAML as an exploration node")
     for p in (p_exp, p_rep, p_add):
         p.add_argument("experiment", help="experiment YAML (config/experiments/*.yaml)")
-        p.add_argument("--config", default="config/config.yaml", help="workflow config")
-        p.add_argument("--root", default=f"results/{EXPLORATIONS}")
-    p_exp.add_argument("--iterations", type=int, default=None, help="default: until done")
-    p_exp.add_argument("--snakefile", default="Snakefile")
+        p.add_argument(
+            "--config", default="config/config.yaml", help="workflow config (default: %(default)s)"
+        )
+        p.add_argument(
+            "--root",
+            default=f"results/{EXPLORATIONS}",
+            help="where explorations live (default: %(default)s/<name>/)",
+        )
+    p_exp.add_argument(
+        "--iterations",
+        type=int,
+        default=None,
+        help="exploration iterations (batches) to run (default: until every block is done)",
+    )
+    p_exp.add_argument(
+        "--snakefile", default="Snakefile", help="the workflow's Snakefile (default: %(default)s)"
+    )
     p_exp.add_argument(
         "--rerun-failed",
         action="store_true",
@@ -76,6 +96,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     p_add.add_argument("train_config", help="a training config YAML (train schema)")
     p_add.add_argument("--parent", type=int, default=None, help="parent node id")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in ("explore", "regenerate") and "--" in argv:  # snakemake args
         cut = argv.index("--")

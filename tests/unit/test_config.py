@@ -120,3 +120,23 @@ def test_rerun_failed_sets_failed_checkpoints_aside(tmp_path):
     assert (tmp_path / "m/1/bad/seed0/train/checkpoint.failed.pt").is_file()
     assert not (tmp_path / "m/1/bad/seed0/train/checkpoint.pt").exists()
     assert (tmp_path / "m/1/ok/seed0/train/checkpoint.pt").is_file()
+
+
+def test_cli_version_and_help_for_every_option(capsys):
+    import argparse
+
+    from connectome_gnn import __version__, cli
+
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--version"])
+    assert (
+        exc.value.code == 0 and capsys.readouterr().out.strip() == f"connectome-gnn {__version__}"
+    )
+    # every option and positional of every subcommand says what it is
+    parser = cli.build_parser()
+    subs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    assert set(subs) >= {"failed", "rerun-failed", "regenerate", "explore", "explore-report"}
+    for name, sub in subs.items():
+        for action in sub._actions:
+            if not isinstance(action, argparse._HelpAction):
+                assert action.help, f"connectome-gnn {name}: {action.dest} has no help text"

@@ -14,7 +14,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "src" / "connectome_gnn"
 STAGES = (
-    ("__init__", "errors", "io", "config", "layout", "text", "device", "workflow"),
+    ("__init__", "errors", "io", "config", "layout", "text", "progress", "device", "workflow"),
     ("simulate",),
     ("models",),
     ("families",),

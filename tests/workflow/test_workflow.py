@@ -57,6 +57,38 @@ def test_failed_run_is_recorded_and_dag_completes(tiny_run):
 
 
 @pytest.mark.slow
+def test_every_log_ends_with_a_summary_line(tiny_run):
+    logs = tiny_run / "results/logs"
+
+    def last_line(path):
+        text = path.read_text()
+        assert "\r" not in text, f"{path}: carriage-return progress in a log file"
+        return text.strip().splitlines()[-1]
+
+    assert last_line(logs / "simulate/signal_N2/1/seed0.log").startswith(
+        "simulate summary: family signal, filling_factor 1, n_neurons 100, n_frames 5000"
+    )
+    train = (logs / "train/signal_N2/1/default/seed0.log").read_text()
+    assert re.search(r"^train: \d+/\d+ \(100\.0 %\), loss [\d.e+-]+, ", train, re.M), train[-2000:]
+    assert re.match(
+        r"train summary: status ok, final_loss [\d.e+-]+, time_s [\d.]+, iterations \d+, "
+        r"outputs .*results/signal_N2/1/default/seed0/train$",
+        last_line(logs / "train/signal_N2/1/default/seed0.log"),
+    )
+    failed = last_line(logs / "train/signal_N2/1/diverge/seed0.log")
+    assert failed.startswith("train summary: status failed") and "divergence_threshold" in failed
+    analyze = last_line(logs / "analyze/signal_N2/1/default/seed0.log")
+    assert re.match(
+        r"analyze summary: status ok, connectivity_R2 0\.99\d*, cluster_accuracy ", analyze
+    )
+    assert "metrics.json and 4 plots in" in analyze
+    assert last_line(logs / "aggregate/aggregate.log").startswith(
+        "aggregate summary: runs 4, ok 2, not_ok 2, outputs runs, best, replicates, "
+        "classification tables and summary.md in results/summary"
+    )
+
+
+@pytest.mark.slow
 def test_outputs_and_nothing_left_to_do(tiny_run, run_snakemake):
     sim = tiny_run / "results/signal_N2/1/simulation/seed0"
     for name in (

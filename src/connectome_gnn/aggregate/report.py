@@ -9,12 +9,14 @@ writes the tables of :mod:`.stats` and the plots of :mod:`.plots` (an exploratio
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
 
 from ..layout import SUMMARY_MARKDOWN
+from ..progress import summary_line
 from . import stats
 from .columns import CELL_KEYS, HEADLINE_METRICS, PARETO_METRICS, REPLICATE_KEYS, is_ok
 from .output import to_markdown, write_table, write_text
@@ -116,8 +118,13 @@ def aggregate(
     n_ok = int(is_ok(runs).sum()) if len(runs) else 0
     intro = ["# Aggregate summary", "", f"{len(runs)} runs, {n_ok} with status ok."]
     _write_tables(out_dir, tables, _markdown_views(tables), _SUMMARY_HEADINGS, intro)
+    written = f"{', '.join(tables)} tables and summary.md in {out_dir}"
     if analysis_dir is not None:
         exploration_summary(runs, analysis_dir, score_weights)
+        n_files = sum(1 for p in Path(analysis_dir).rglob("*") if p.is_file())
+        written += f"; {n_files} analysis files in {analysis_dir}"
+    fields = {"runs": len(runs), "ok": n_ok, "not_ok": len(runs) - n_ok, "outputs": written}
+    print(summary_line("aggregate", fields), file=sys.stderr, flush=True)
     return tables
 
 

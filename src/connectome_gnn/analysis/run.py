@@ -13,6 +13,7 @@ its weights and compares it with the ground truth:
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from ..config import validate
 from ..device import resolve_device
 from ..families import get_family
 from ..io import TRAIN_INFO, DataError, read_json, remove_stale_temps, write_json
+from ..progress import summary_line
 from ..simulate.data import Simulation
 from ..train.trainer import LOSS, MODEL, RUN_CONFIG
 from . import plots
@@ -257,4 +259,10 @@ def analyze_run(
     )
     plots.plot_loss(loss_df, plot_dir / PLOTS["loss"])
     write_json(out_dir / METRICS, metrics)
+    summary = {"status": metrics["status"]}
+    shown = ("connectivity_R2", "cluster_accuracy", "test_R2", *family.headline_metrics)
+    summary.update({k: metrics[k] for k in dict.fromkeys(shown) if k in metrics})
+    n_plots = len(list(plot_dir.glob("*.png")))
+    summary["outputs"] = f"{out_dir / METRICS} and {n_plots} plots in {plot_dir}"
+    print(summary_line("analyze", summary), file=sys.stderr, flush=True)
     return metrics

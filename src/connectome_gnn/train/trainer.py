@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm import tqdm
 
 from ..config import validate
 from ..device import resolve_device
@@ -33,6 +32,7 @@ from ..families import get_family
 from ..io import remove_stale_temps
 from ..layout import CHECKPOINT, LOSS, MODEL, RUN_CONFIG  # noqa: F401 - re-exported
 from ..models.embedding import activity_embedding
+from ..progress import progress_bar, summary_line
 from ..simulate.data import Simulation
 from . import solver
 from .checkpoint import LossLog, config_hash, load_checkpoint, restore, save_checkpoint
@@ -258,6 +258,15 @@ def train_run(
     if run.solving:
         info["solver"] = run.solver_info
     write_outputs(out_dir, model, run.log, info)
+    summary = {"status": status, "final_loss": info["final_loss"], "time_s": wall}
+    summary["iterations"] = info["iterations_done"]
+    if run.resumed:
+        summary["resumed_from_iteration"] = run.resumed
+    if stopped:
+        summary["stopped_by"] = stopped
+    if reason:
+        summary["reason"] = reason
+    _log(summary_line("train", {**summary, "outputs": str(out_dir)}))
     return info
 
 
@@ -269,14 +278,7 @@ def _loop(run: _Run, budget: TimeBudget, progress: bool | None) -> tuple:
     ckpt_every = int(cfg["checkpoint_every"])
     ckpt_seconds = 60.0 * float(cfg["checkpoint_minutes"])
     batch = int(cfg["batch_size"])
-    bar = tqdm(
-        total=run.total,
-        initial=run.position,
-        desc="train",
-        disable=progress is False,
-        mininterval=0.5 if sys.stderr.isatty() else 30.0,
-        file=sys.stderr,
-    )
+    bar = progress_bar(run.total, run.position, desc="train", disable=progress is False)
     run.last_good = {k: v.detach().clone() for k, v in model.state_dict().items()}
     status, reason, stopped, done = "ok", None, None, 0
     last_save = time.perf_counter()

@@ -12,6 +12,7 @@ from connectome_gnn.analysis.clustering import (
     cluster_accuracy_single_linkage,
     cluster_metrics,
     hungarian_accuracy,
+    matched_clusters,
 )
 
 
@@ -86,29 +87,85 @@ def _assert_png(path):
     assert len(data) > 100 and data[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_plot_w_scatter(tmp_path):
+@pytest.fixture
+def figures(monkeypatch):
+    """The figures the plot functions save (written as usual, then kept for inspection)."""
+    kept = []
+    real = plots._save
+
+    def keep(fig, path):
+        kept.append(fig)
+        real(fig, path)
+
+    monkeypatch.setattr(plots, "_save", keep)
+    return kept
+
+
+def _legend(ax):
+    return [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def test_plot_w_scatter(tmp_path, figures):
     rng = np.random.default_rng(0)
-    w = rng.normal(size=300)
+    w = rng.normal(size=300) * (rng.random(300) < 0.5)  # half non-edges
     path = tmp_path / "sub" / "w.png"
-    plots.plot_w_scatter(w, 2 * w, path, r2=1.0, slope=2.0, max_points=100)
+    plots.plot_w_scatter(w, 2 * w + 1, path, r2=1.0, slope=2.0, max_points=100)
     _assert_png(path)
+    ax = figures[-1].axes[0]
+    labels = _legend(ax)
+    assert labels[0].startswith("non-edge (true W = 0): ") and labels[1].startswith("edge: ")
+    assert sum(int(t.rsplit(": ", 1)[1]) for t in labels[:2]) == 100  # the subsample
+    assert labels[2:] == ["identity", "least-squares fit"]
+    fit = [line for line in ax.get_lines() if line.get_linestyle() == "--"][0]
+    np.testing.assert_allclose(fit.get_ydata(), 2 * np.asarray(fit.get_xdata()) + 1)
+    assert ax.get_title() == "learned vs true W (R²=1, slope=2.000)"
 
 
-def test_plot_embeddings(tmp_path):
+def test_matched_clusters_and_the_embedding_plot(tmp_path, figures):
     x, types = _blobs()
-    plots.plot_embeddings(x, types, tmp_path / "e2.png")
+    pred = matched_clusters(x, types)
+    np.testing.assert_array_equal(pred, types)  # well separated blobs: every neuron matched
+    named = np.array([{7: "L1", 3: "Mi1", 9: "T4a", 1: "R1"}[t] for t in types])
+    np.testing.assert_array_equal(matched_clusters(x, named), named)
+    assert (matched_clusters(np.full_like(x, np.nan), types) == -1).all()
+    plots.plot_embeddings(x, types, tmp_path / "e2.png", predicted=pred, accuracy=1.0)
     _assert_png(tmp_path / "e2.png")
+    ax_true, ax_pred = figures[-1].axes
+    assert ax_true.get_title().endswith("cluster_accuracy 1.000")
+    assert ax_pred.get_title() == "predicted types (matched clusters)"
     plots.plot_embeddings(x[:, 0], types, tmp_path / "e1.png")
+    assert len(figures[-1].axes) == 1
     _assert_png(tmp_path / "e1.png")
 
 
-def test_plot_mlp_curves(tmp_path):
+def test_plot_mlp_curves_overlays_the_true_functions(tmp_path, figures):
     grid = np.linspace(-1, 1, 20)
     types = np.arange(250) % 3
     phi = np.tanh(np.outer(types + 1, grid))
-    edge = np.stack([np.tanh(grid), grid**2])
-    plots.plot_mlp_curves(grid, phi, edge, types, tmp_path / "mlp.png")
+    edge = np.stack([3 * np.tanh(grid), grid**2])
+    true_edge = np.stack([np.tanh(grid), grid**2])
+    plots.plot_mlp_curves(
+        grid,
+        phi,
+        edge,
+        types,
+        tmp_path / "mlp.png",
+        phi_true=phi,
+        edge_true=true_edge,
+        edge_labels=["type a", "type b"],
+        grid_label="v",
+    )
     _assert_png(tmp_path / "mlp.png")
+    ax_phi, ax_edge = figures[-1].axes
+    dashed = [line for line in ax_phi.get_lines() if line.get_linestyle() == "--"]
+    assert len(dashed) == 3  # one true curve per type
+    assert _legend(ax_phi) == ["type 0", "type 1", "type 2", "true (one per type)"]
+    assert _legend(ax_edge) == ["type a", "type b", "true (best scale)"]
+    true_lines = [line for line in ax_edge.get_lines() if line.get_linestyle() == "--"]
+    np.testing.assert_allclose(true_lines[0].get_ydata(), edge[0])  # scaled by 3
+    assert ax_phi.get_xlabel() == "v"
+    plots.plot_mlp_curves(grid, phi, edge, types, tmp_path / "plain.png")  # no truth known
+    _assert_png(tmp_path / "plain.png")
 
 
 def test_plot_loss(tmp_path):

@@ -63,6 +63,11 @@ def test_readouts_of_an_exact_model_recover_everything(tiny_sim, scale):
         np.testing.assert_allclose(ro[f"{key}_learned"], ro["V_rest_true"], rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(ro["w_learned"], ro["w_true"], rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(ro["w_raw"] * scale, ro["w_true"], rtol=1e-5, atol=1e-7)
+    # the true curves drawn beside the learned ones: the exact model's lin_phi is the truth, its
+    # lin_edge the truth times the scale
+    np.testing.assert_allclose(ro["phi_curves"], ro["phi_true"], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(ro["edge_curves"], ro["edge_true"] * scale, rtol=1e-4, atol=1e-5)
+    assert len(ro["edge_labels"]) == len(ro["edge_curves"])
     # the neurons counted by tau_R2_active: voltage std over the training frames >= ACTIVE_STD
     from connectome_gnn.families.flyvis import ACTIVE_STD, activity_stats
 

@@ -282,3 +282,18 @@ def test_lin_edge_knot_scale_sets_the_spline_scale(sparse_sim):
     assert float(narrow.lin_edge.scale) == pytest.approx(0.15 * std, rel=1e-6)
     with pytest.raises(ConfigError, match="lin_edge_knot_scale"):
         validate({"lin_edge_knot_scale": 0.0}, "train")
+
+
+def test_signal_readouts_carry_the_simulators_functions(sparse_sim):
+    from connectome_gnn.families import get_family
+    from connectome_gnn.simulate.signal import PDEN2
+
+    model = _exact_edge_model(sparse_sim)
+    ro = get_family("signal").readouts(model, sparse_sim, u_range=(-3.0, 3.0))
+    np.testing.assert_allclose(ro["edge_curves"], ro["edge_true"], atol=1e-6)
+    # lin_phi's truth is the simulator's update without the messages (W = 0)
+    nrn = sparse_sim.neurons
+    no_msg = PDEN2(np.zeros((sparse_sim.n_neurons,) * 2), nrn["g"], nrn["s"], nrn["c"])
+    grid = torch.from_numpy(ro["grid"]).float()[:, None].expand(-1, sparse_sim.n_neurons)
+    np.testing.assert_allclose(ro["phi_true"], no_msg(grid).numpy().T, rtol=1e-5, atol=1e-5)
+    assert ro["phi_true"].shape == ro["phi_curves"].shape

@@ -86,18 +86,41 @@ def cluster_accuracy_kmeans(
     """
     x = _as_2d(embeddings)
     codes = _encode_types(true_types, x.shape[0])
-    n = x.shape[0]
-    if n == 0:
+    if x.shape[0] == 0 or not np.all(np.isfinite(x)):
         return float("nan")
-    if not np.all(np.isfinite(x)):
-        return float("nan")
+    labels = _kmeans_labels(x, codes, n_clusters, seed)
+    return _majority_fraction(codes) if labels is None else hungarian_accuracy(codes, labels)
+
+
+def _kmeans_labels(x: np.ndarray, codes: np.ndarray, n_clusters: int | None, seed: int):
+    """KMeans cluster labels, or None when there are fewer samples than clusters."""
     k = int(n_clusters) if n_clusters is not None else int(codes.max()) + 1
-    if k < 1 or n < k:
-        return _majority_fraction(codes)
+    if k < 1 or x.shape[0] < k:
+        return None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        labels = KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(x)
-    return hungarian_accuracy(codes, labels)
+        return KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(x)
+
+
+def matched_clusters(embeddings, true_types, seed: int = 0) -> np.ndarray:
+    """The type each neuron is predicted to have: its KMeans cluster (as in
+    :func:`cluster_accuracy_kmeans`) mapped to a true type by the Hungarian matching; neurons
+    of unmatched clusters (and every neuron, when KMeans cannot run) get -1."""
+    x = _as_2d(embeddings)
+    t = np.asarray(true_types).ravel()
+    values, codes = np.unique(t, return_inverse=True)
+    out = np.full(x.shape[0], -1, dtype=object if values.dtype.kind in "OUS" else np.int64)
+    if x.shape[0] == 0 or not np.all(np.isfinite(x)):
+        return out
+    labels = _kmeans_labels(x, codes.ravel(), None, seed)
+    if labels is None:
+        return out
+    table = contingency_matrix(codes.ravel(), labels)
+    rows, cols = linear_sum_assignment(table, maximize=True)
+    clusters = np.unique(labels)
+    for r, c in zip(rows, cols, strict=True):
+        out[labels == clusters[c]] = values[r]
+    return out
 
 
 def cluster_accuracy_single_linkage(embeddings, true_types, threshold: float = 0.1) -> float:

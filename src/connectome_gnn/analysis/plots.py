@@ -17,6 +17,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from ..io import atomic_path  # noqa: E402
+from .metrics import linear_fit_r2  # noqa: E402
 
 MAX_LEGEND_TYPES = 20
 
@@ -58,41 +59,97 @@ def plot_w_scatter(
     max_points: int = 50000,
     seed: int = 0,
 ) -> None:
-    """Scatter of learned vs true weights with the identity line; R²/slope in the title.
+    """Scatter of learned vs true weights: true edges (w_true != 0) and non-edges in two colours,
+    the identity line and the least-squares line whose R² and slope the title shows.
 
     Non-finite pairs are dropped; more than ``max_points`` points are subsampled
-    deterministically (``seed``).
+    deterministically (``seed``); the fitted line uses all finite pairs.
     """
     x = np.asarray(w_true, dtype=np.float64).ravel()
     y = np.asarray(w_learned, dtype=np.float64).ravel()
     keep = np.isfinite(x) & np.isfinite(y)
     x, y = x[keep], y[keep]
+    fit_slope, fit_intercept, _ = linear_fit_r2(x, y) if x.size >= 2 else (np.nan, np.nan, np.nan)
     idx = _subsample(x.size, max_points, seed)
-    x, y = x[idx], y[idx]
+    xs, ys = x[idx], y[idx]
 
     fig, ax = plt.subplots(figsize=(5, 5))
     if x.size == 0:
         _message(ax, "no finite weights")
     else:
-        ax.scatter(x, y, s=2, alpha=0.4, color="k", edgecolors="none", rasterized=True)
+        edge = xs != 0
+        for mask, color, label in ((~edge, "0.6", "non-edge (true W = 0)"), (edge, "k", "edge")):
+            if mask.any():
+                ax.scatter(
+                    xs[mask],
+                    ys[mask],
+                    s=2,
+                    alpha=0.4,
+                    color=color,
+                    edgecolors="none",
+                    rasterized=True,
+                    label=f"{label}: {int(mask.sum())}",
+                    zorder=3,
+                )
         lo = float(min(x.min(), y.min()))
         hi = float(max(x.max(), y.max()))
         if hi == lo:
             lo, hi = lo - 1.0, hi + 1.0
-        ax.plot([lo, hi], [lo, hi], color="tab:red", lw=1, label="identity")
-        ax.legend(loc="upper left", fontsize=8)
+        ax.plot([lo, hi], [lo, hi], color="tab:red", lw=1, label="identity", zorder=2)
+        if np.isfinite(fit_slope):
+            line = fit_slope * np.array([lo, hi]) + fit_intercept
+            ax.plot(
+                [lo, hi],
+                line,
+                color="tab:blue",
+                lw=1.2,
+                ls="--",
+                label="least-squares fit",
+                zorder=4,
+            )
+        ax.legend(loc="upper left", fontsize=7, markerscale=4)
         ax.set(xlabel="true W", ylabel="learned W")
     parts = []
     if r2 is not None:
-        parts.append(f"R²={r2:.3f}")
+        parts.append(f"R²={r2:.4g}")
     if slope is not None:
         parts.append(f"slope={slope:.3f}")
     ax.set_title("learned vs true W" + (" (" + ", ".join(parts) + ")" if parts else ""))
     _save(fig, path)
 
 
-def plot_embeddings(embeddings, types, path: str | Path) -> None:
-    """Scatter of the first two embedding dimensions coloured by true type.
+def _embedding_panel(ax, x, y, labels, title: str, legend_title: str) -> None:
+    uniq = np.unique(labels)
+    cats = [str(t) for t in uniq]
+    df = pd.DataFrame(
+        {"x": x, "y": y, "label": pd.Categorical([str(t) for t in labels], categories=cats)}
+    )
+    sns.scatterplot(
+        data=df,
+        x="x",
+        y="y",
+        hue="label",
+        s=12,
+        linewidth=0,
+        palette="tab10" if uniq.size <= 10 else "husl",
+        legend=uniq.size <= MAX_LEGEND_TYPES,
+        ax=ax,
+    )
+    if uniq.size <= MAX_LEGEND_TYPES and ax.get_legend() is not None:
+        ax.legend(title=legend_title, fontsize=7, markerscale=1.5)
+    ax.set_title(title)
+
+
+def plot_embeddings(
+    embeddings,
+    types,
+    path: str | Path,
+    predicted=None,
+    accuracy: float | None = None,
+) -> None:
+    """The first two embedding dimensions coloured by true type and, with ``predicted`` (the
+    clusters matched to types, :func:`~.clustering.matched_clusters`), a second panel coloured
+    by predicted type; ``accuracy`` (cluster_accuracy) in the title.
 
     One-dimensional embeddings are plotted against the neuron index.
     """
@@ -100,9 +157,12 @@ def plot_embeddings(embeddings, types, path: str | Path) -> None:
     if emb.ndim == 1:
         emb = emb[:, None]
     types = np.asarray(types).ravel()
-    fig, ax = plt.subplots(figsize=(5.5, 5))
+    panels = 1 if predicted is None else 2
+    fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 5), squeeze=False)
+    axes = axes[0]
     if emb.shape[0] == 0 or emb.shape[1] == 0:
-        _message(ax, "no embeddings")
+        for ax in axes:
+            _message(ax, "no embeddings")
         _save(fig, path)
         return
     if emb.shape[1] == 1:
@@ -111,62 +171,85 @@ def plot_embeddings(embeddings, types, path: str | Path) -> None:
     else:
         x, y = emb[:, 0], emb[:, 1]
         xlabel, ylabel = "embedding 0", "embedding 1"
-    uniq = np.unique(types)
-    df = pd.DataFrame(
-        {
-            "x": x,
-            "y": y,
-            "type": pd.Categorical([str(t) for t in types], categories=[str(t) for t in uniq]),
-        }
-    )
-    sns.scatterplot(
-        data=df,
-        x="x",
-        y="y",
-        hue="type",
-        s=12,
-        linewidth=0,
-        palette="tab10" if uniq.size <= 10 else "husl",
-        legend=uniq.size <= MAX_LEGEND_TYPES,
-        ax=ax,
-    )
-    if uniq.size <= MAX_LEGEND_TYPES and ax.get_legend() is not None:
-        ax.legend(title="type", fontsize=7, markerscale=1.5)
-    ax.set(xlabel=xlabel, ylabel=ylabel, title=f"embeddings ({uniq.size} types)")
+    n_types = np.unique(types).size
+    acc = "" if accuracy is None else f", cluster_accuracy {accuracy:.3f}"
+    _embedding_panel(axes[0], x, y, types, f"true types ({n_types}){acc}", "type")
+    if predicted is not None:
+        pred = np.asarray(predicted).ravel()
+        _embedding_panel(axes[1], x, y, pred, "predicted types (matched clusters)", "predicted")
+    for ax in axes:
+        ax.set(xlabel=xlabel, ylabel=ylabel)
     _save(fig, path)
 
 
-def plot_mlp_curves(grid, phi_curves, edge_curves, types, path: str | Path) -> None:
-    """Two panels: the lin_phi curves (one line per neuron, coloured by type, at most 200 neurons
-    chosen deterministically) and the lin_edge curves (one line each) against ``grid``."""
+def _scaled_to(true: np.ndarray, learned: np.ndarray) -> np.ndarray:
+    """``true`` times the least-squares factor onto ``learned`` (an edge function is learned up
+    to a scale that W absorbs)."""
+    den = float(np.dot(true, true))
+    return true * (float(np.dot(true, learned)) / den if den > 0 else 1.0)
+
+
+def plot_mlp_curves(
+    grid,
+    phi_curves,
+    edge_curves,
+    types,
+    path: str | Path,
+    phi_true=None,
+    edge_true=None,
+    edge_labels=None,
+    grid_label: str = "u",
+) -> None:
+    """Two panels against ``grid``: the lin_phi curves (one line per neuron, coloured by type,
+    at most 200 neurons chosen deterministically) and the lin_edge curves.
+
+    ``phi_true`` (same shape as ``phi_curves``) and ``edge_true`` (as ``edge_curves``): the
+    simulator's functions, drawn dashed (lin_phi: one neuron per type; lin_edge: scaled by the
+    least-squares factor onto the learned curve).  ``edge_labels``: a legend label per edge
+    curve."""
     grid = np.asarray(grid, dtype=np.float64).ravel()
     fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11, 4.5))
+    types = np.asarray(types).ravel()
 
     phi = None if phi_curves is None else np.asarray(phi_curves, dtype=np.float64)
     if phi is None or phi.size == 0:
         _message(ax0, "no lin_phi curves")
     else:
         phi = np.atleast_2d(phi)
-        types = np.asarray(types).ravel()
         palette = _type_palette(types)
         for i in _subsample(phi.shape[0], 200, seed=0):
             ax0.plot(grid, phi[i], color=palette[types[i]], lw=0.6, alpha=0.6)
         uniq = list(palette)
+        handles = []
         if len(uniq) <= MAX_LEGEND_TYPES:
-            handles = [plt.Line2D([], [], color=palette[t], label=str(t)) for t in uniq]
-            ax0.legend(handles=handles, title="type", fontsize=7)
-        ax0.set(xlabel="u", ylabel="lin_phi", title="lin_phi (per neuron)")
+            handles = [plt.Line2D([], [], color=palette[t], label=f"type {t}") for t in uniq]
+        if phi_true is not None:
+            true = np.atleast_2d(np.asarray(phi_true, dtype=np.float64))
+            for t in uniq:
+                i = int(np.flatnonzero(types == t)[0])
+                ax0.plot(grid, true[i], color="k", lw=1.0, ls="--")
+            handles.append(plt.Line2D([], [], color="k", ls="--", label="true (one per type)"))
+        if handles:
+            ax0.legend(handles=handles, fontsize=7)
+        ax0.set(xlabel=grid_label, ylabel="lin_phi", title="lin_phi (learned, per neuron)")
 
     edge = None if edge_curves is None else np.asarray(edge_curves, dtype=np.float64)
     if edge is None or edge.size == 0:
         _message(ax1, "no lin_edge curves")
     else:
         edge = np.atleast_2d(edge)
+        labels = list(edge_labels) if edge_labels is not None else [None] * edge.shape[0]
+        true = None if edge_true is None else np.atleast_2d(np.asarray(edge_true, np.float64))
         for j in range(edge.shape[0]):
-            ax1.plot(grid, edge[j], lw=1.0, label=f"curve {j}")
-        if edge.shape[0] <= 10:
-            ax1.legend(fontsize=7)
-        ax1.set(xlabel="u", ylabel="lin_edge", title="lin_edge")
+            (line,) = ax1.plot(grid, edge[j], lw=1.0, label=labels[j])
+            if true is not None:
+                ax1.plot(grid, _scaled_to(true[j], edge[j]), color=line.get_color(), ls="--")
+        handles, _ = ax1.get_legend_handles_labels()
+        if true is not None:
+            handles.append(plt.Line2D([], [], color="k", ls="--", label="true (best scale)"))
+        if handles and edge.shape[0] <= 10:
+            ax1.legend(handles=handles, fontsize=7)
+        ax1.set(xlabel=grid_label, ylabel="lin_edge", title="lin_edge (learned)")
     _save(fig, path)
 
 

@@ -29,7 +29,7 @@ from ..progress import summary_line
 from ..simulate.data import Simulation
 from ..train.trainer import LOSS, MODEL, RUN_CONFIG
 from . import plots
-from .clustering import cluster_metrics
+from .clustering import cluster_metrics, matched_clusters
 from .metrics import connectivity_metrics, linear_fit_r2, per_type_r2, rollout_metrics, svd_rank
 
 METRICS = layout.METRICS
@@ -219,9 +219,8 @@ def analyze_run(
         metrics.update(conn)
         types = sim.types
         metrics["per_type_R2"] = per_type_r2(ro["w_true"], ro["w_learned"], types[ro["post"]])
-        metrics.update(
-            cluster_metrics(ro["embeddings"], types, seed=int(run_cfg["training"]["seed"]))
-        )
+        cluster_seed = int(run_cfg["training"]["seed"])
+        metrics.update(cluster_metrics(ro["embeddings"], types, seed=cluster_seed))
         metrics.update(parameter_metrics(family, ro))
         metrics.update(_rank_metrics(sim, ro))
         truth = family.true_dynamics(sim).to(dev)
@@ -247,9 +246,23 @@ def analyze_run(
             r2=conn["connectivity_R2"],
             slope=conn["connectivity_slope"],
         )
-        plots.plot_embeddings(ro["embeddings"], types, plot_dir / PLOTS["embeddings"])
+        plots.plot_embeddings(
+            ro["embeddings"],
+            types,
+            plot_dir / PLOTS["embeddings"],
+            predicted=matched_clusters(ro["embeddings"], types, seed=cluster_seed),
+            accuracy=metrics["cluster_accuracy"],
+        )
         plots.plot_mlp_curves(
-            ro["grid"], ro["phi_curves"], ro["edge_curves"], types, plot_dir / PLOTS["mlp"]
+            ro["grid"],
+            ro["phi_curves"],
+            ro["edge_curves"],
+            types,
+            plot_dir / PLOTS["mlp"],
+            phi_true=ro.get("phi_true"),
+            edge_true=ro.get("edge_true"),
+            edge_labels=ro.get("edge_labels"),
+            grid_label=ro.get("grid_label", "u"),
         )
     loss_path = Path(train_dir) / LOSS
     loss_df = (

@@ -220,6 +220,7 @@ class FlyVisFamily(Family):
             grid = torch.linspace(-2.0, 2.0, 200).unsqueeze(1)
             phi_curves = model.phi((mu_t + grid * sig_t).to(dev)).cpu().numpy().T
             edge_curves = model.edge((mu_t + grid * sig_t).to(dev)).cpu().numpy().T
+            v_grid = (mu_t + grid * sig_t).double().numpy().T  # N x P
         return {
             "post": post,
             "pre": pre,
@@ -231,6 +232,14 @@ class FlyVisFamily(Family):
             "grid_label": "(v - mean) / std",
             "phi_curves": phi_curves,
             "edge_curves": edge_curves[first_of_type],
+            "edge_labels": [f"type {t}" for t in types[first_of_type]],
+            # the simulator's functions on the same grid: lin_phi at msg = x = 0 is
+            # (V_rest - v) / tau, lin_edge is ReLU(v)
+            "phi_true": (
+                (nrn["V_rest"].to_numpy(dtype=np.float64)[:, None] - v_grid)
+                / np.maximum(nrn["tau"].to_numpy(dtype=np.float64), sim.dt)[:, None]
+            ),
+            "edge_true": np.maximum(v_grid[first_of_type], 0.0),
             "tau_true": nrn["tau"].to_numpy(dtype=np.float64),
             "tau_learned": tau,
             "V_rest_true": nrn["V_rest"].to_numpy(dtype=np.float64),

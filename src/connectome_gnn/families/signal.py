@@ -137,5 +137,13 @@ class SignalFamily(Family):
             "embeddings": model.a.detach().cpu().numpy(),
             "grid": grid.numpy(),
             "edge_curves": edge_curve[None, :],
+            "edge_labels": ["lin_edge (shared by all edges)"],
             "phi_curves": phi_curves,
+            # the simulator's functions: du_i = -c_i u_i + s_i tanh(u_i) + g_i sum_j W_ij tanh(u_j)
+            "edge_true": np.tanh(grid.double().numpy())[None, :],
+            "phi_true": (
+                -sim.neurons["c"].to_numpy(dtype=np.float64)[:, None] * grid.double().numpy()
+                + sim.neurons["s"].to_numpy(dtype=np.float64)[:, None]
+                * np.tanh(grid.double().numpy())
+            ),
         }

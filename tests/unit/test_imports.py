@@ -60,7 +60,8 @@ def _imports(path: Path) -> list[tuple[str, str, int]]:
                 target = node.module.removeprefix("connectome_gnn.")
             for alias in node.names:  # "from pkg import module" imports pkg.module
                 sub = f"{target}.{alias.name}".strip(".")
-                out.append((module, sub if _is_module(sub) else target, node.lineno))
+                # "from . import name" at the top: a name of the package's __init__
+                out.append((module, sub if _is_module(sub) else target or "__init__", node.lineno))
         elif isinstance(node, ast.Import):
             out += [
                 (module, a.name.removeprefix("connectome_gnn."), node.lineno)

@@ -136,7 +136,7 @@ def test_signal_mid_training_checkpoints_and_resume_is_exact(tmp_path, sim_dir, 
     import sys
     import time
 
-    cfg = _cfg(n_epochs=2, max_iterations=1500, checkpoint_every=50)
+    cfg = _cfg(n_epochs=2, max_iterations=600, checkpoint_every=50)
     full = train_run(sim_dir, cfg, tmp_path / "full", 0, progress=False, threads=1)
     out, log = tmp_path / "killed", tmp_path / "train.log"
     proc = subprocess.Popen(
@@ -152,12 +152,12 @@ def test_signal_mid_training_checkpoints_and_resume_is_exact(tmp_path, sim_dir, 
     assert f"INTERRUPTED: {signame} received at epoch" in text and "Traceback" not in text
     assert not (out / "model.pt").exists() and not (out / "train_info.json").exists()
     stopped_at = torch.load(out / "checkpoint.pt", weights_only=True)
-    position = int(stopped_at["epoch"]) * 1500 + int(stopped_at["iteration"])
-    assert 0 < position < 3000, position
+    position = int(stopped_at["epoch"]) * 600 + int(stopped_at["iteration"])
+    assert 0 < position < 1200, position
 
     info = train_run(sim_dir, cfg, out, 0, progress=False, threads=1)
     assert info["status"] == "ok" and info["resumed_from_iteration"] == position
-    assert info["iterations_done"] == full["iterations_done"] == 3000
+    assert info["iterations_done"] == full["iterations_done"] == 1200
     a = torch.load(tmp_path / "full" / "model.pt", weights_only=True)
     b = torch.load(out / "model.pt", weights_only=True)
     for key in a:

@@ -4,7 +4,13 @@ rule simulate:
         connectivity=simulation_file(CONNECTIVITY),
         neurons=simulation_file(NEURONS),
         settings=simulation_file(SETTINGS),
-        plot=simulation_file(SIMULATION_PLOT),
+        plot=report(
+            simulation_file(SIMULATION_PLOT),
+            caption="../report/simulation.rst",
+            category="Simulations",
+            subcategory="{model}",
+            labels={"filling factor": "{sparsity}", "seed": "{seed}"},
+        ),
     log:
         results_path(SIMULATION_LOG_PATTERN),
     conda:

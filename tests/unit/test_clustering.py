@@ -168,6 +168,29 @@ def test_plot_mlp_curves_overlays_the_true_functions(tmp_path, figures):
     _assert_png(tmp_path / "plain.png")
 
 
+def test_plot_per_type_r2(tmp_path, figures):
+    plots.plot_per_type_r2({"0": 0.99, "1": 0.5, "2": float("nan")}, tmp_path / "t.png")
+    _assert_png(tmp_path / "t.png")
+    ax = figures[-1].axes[0]
+    bars = ax.patches
+    assert [round(b.get_height(), 3) for b in bars] == [0.99, 0.5, 0.0]  # nan: an empty slot
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "1", "2"]
+    assert bars[0].get_facecolor() != bars[1].get_facecolor()  # above / below the 0.9 line
+
+
+def test_plot_rollout(tmp_path, figures):
+    t = np.linspace(0, 1, 300)[:, None]
+    u_true = np.sin(2 * np.pi * t * np.arange(1, 9))  # 300 frames x 8 neurons
+    u_pred = u_true + 0.1
+    plots.plot_rollout(u_true, u_pred, 0.01, tmp_path / "r.png", r2=0.95, n_traces=3)
+    _assert_png(tmp_path / "r.png")
+    ax_traces, ax_err = figures[-1].axes[:2]
+    assert ax_traces.get_title() == "rollout on held-out frames (test_R2 0.950)"
+    assert len(ax_traces.get_lines()) == 6  # 3 neurons, true and model
+    err = ax_err.get_images()[0].get_array()
+    assert err.shape == (8, 300) and np.allclose(err, 0.1)
+
+
 def test_plot_loss(tmp_path):
     df = pd.DataFrame({"iteration": np.arange(10), "epoch": 0, "loss": np.geomspace(1, 1e-3, 10)})
     plots.plot_loss(df, tmp_path / "loss.png")

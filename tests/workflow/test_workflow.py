@@ -81,7 +81,7 @@ def test_every_log_ends_with_a_summary_line(tiny_run):
     assert re.match(
         r"analyze summary: status ok, connectivity_R2 0\.99\d*, cluster_accuracy ", analyze
     )
-    assert "metrics.json and 4 plots in" in analyze
+    assert "metrics.json and 6 plots in" in analyze
     assert last_line(logs / "aggregate/aggregate.log").startswith(
         "aggregate summary: runs 4, ok 2, not_ok 2, outputs runs, best, replicates, "
         "classification tables and summary.md in results/summary"
@@ -113,6 +113,8 @@ def test_outputs_and_nothing_left_to_do(tiny_run, run_snakemake):
         "embeddings.png",
         "mlp_curves.png",
         "loss.png",
+        "per_type_R2.png",
+        "rollout.png",
     }
     res = run_snakemake(tiny_run, "-n", "--cores", "1")
     assert res.returncode == 0 and "Nothing to be done" in res.stdout + res.stderr
@@ -179,7 +181,15 @@ def test_html_report(tiny_run, run_snakemake):
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     html = (tiny_run / "results/report.html").read_text(errors="replace")
     assert len(html) > 100_000
-    for text in ("connectivity_R2", "sparsity_landscape", "W_scatter"):
+    for text in (
+        "connectivity_R2",
+        "sparsity_landscape",
+        "W_scatter",
+        "per_type_R2",
+        "rollout",
+        "simulation.png",
+        "Simulations",
+    ):
         assert text in html, text
 
 

@@ -281,3 +281,66 @@ def plot_loss(loss_df: pd.DataFrame, path: str | Path) -> None:
         ax.set_yscale("log")
     ax.set(xlabel="iteration", ylabel="loss", title="training loss")
     _save(fig, path)
+
+
+def plot_per_type_r2(per_type: dict, path: str | Path, threshold: float = 0.9) -> None:
+    """connectivity_R2 within each receiver type, one bar per type (``per_type_R2``), with the
+    ``threshold`` line; missing (nan) values are drawn as empty slots."""
+    names = list(per_type)
+    values = np.array([float(per_type[k]) for k in names], dtype=np.float64)
+    fig, ax = plt.subplots(figsize=(max(4.0, min(14.0, 0.22 * len(names) + 2.5)), 3.6))
+    if not names:
+        _message(ax, "no per-type R²")
+        _save(fig, path)
+        return
+    shown = np.nan_to_num(values, nan=0.0)
+    colors = ["tab:green" if v >= threshold else "tab:orange" for v in shown]
+    ax.bar(np.arange(len(names)), shown, color=colors)
+    ax.axhline(threshold, color="0.4", lw=0.8, ls=":", label=f"{threshold:g}")
+    ax.set_xticks(np.arange(len(names)), names, rotation=90 if len(names) > 12 else 0, fontsize=7)
+    finite = values[np.isfinite(values)]
+    ax.set_ylim(min(0.0, float(finite.min())) if finite.size else 0.0, 1.02)
+    ax.set(xlabel="receiver type", ylabel="connectivity_R2", title="W recovery per receiver type")
+    ax.legend(fontsize=7, loc="lower right")
+    _save(fig, path)
+
+
+def plot_rollout(
+    u_true, u_pred, dt: float, path: str | Path, r2: float | None = None, n_traces: int = 6
+) -> None:
+    """The held-out rollout: ``n_traces`` neurons (the most active, true solid, model dashed)
+    against time, and the model-minus-truth heatmap (at most 100 neurons and ~200 time
+    columns: a compact PNG)."""
+    u_true = np.asarray(u_true, dtype=np.float64)
+    u_pred = np.asarray(u_pred, dtype=np.float64)
+    t = np.arange(u_true.shape[0]) * dt
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11, 4))
+    order = np.argsort(-np.nan_to_num(u_true.std(0)))[:n_traces]
+    colors = sns.color_palette("tab10", len(order))
+    for c, i in zip(colors, order, strict=True):
+        ax0.plot(t, u_true[:, i], color=c, lw=1.0)
+        ax0.plot(t, u_pred[:, i], color=c, lw=1.0, ls="--")
+    handles = [
+        plt.Line2D([], [], color="k", label="true"),
+        plt.Line2D([], [], color="k", ls="--", label="model"),
+    ]
+    ax0.legend(handles=handles, fontsize=7)
+    title = "rollout on held-out frames" + ("" if r2 is None else f" (test_R2 {r2:.3f})")
+    ax0.set(xlabel="time", ylabel="u", title=title)
+    idx = _subsample(u_true.shape[1], 100, seed=0)
+    step = max(1, u_true.shape[0] // 200)  # at most ~200 columns: a compact PNG
+    diff = (u_pred - u_true)[::step, idx].T
+    finite = diff[np.isfinite(diff)]
+    lim = float(np.percentile(np.abs(finite), 99)) if finite.size else 1.0
+    im = ax1.imshow(
+        diff,
+        aspect="auto",
+        cmap="RdBu_r",
+        vmin=-lim or -1.0,
+        vmax=lim or 1.0,
+        extent=(t[0], t[-1] if t.size > 1 else 1.0, len(idx), 0),
+        interpolation="nearest",
+    )
+    fig.colorbar(im, ax=ax1, label="model − true")
+    ax1.set(xlabel="time", ylabel="neuron", title="rollout error")
+    _save(fig, path)

@@ -38,6 +38,8 @@ PLOTS = {
     "embeddings": "embeddings.png",
     "mlp": "mlp_curves.png",
     "loss": "loss.png",
+    "per_type": "per_type_R2.png",
+    "rollout": "rollout.png",
 }
 
 
@@ -238,6 +240,9 @@ def analyze_run(
             u_true = rollout(truth, u0, n_roll, sim.dt, x_in)
             u_pred = rollout(model, u0, n_roll, sim.dt, x_in)
             metrics.update(rollout_metrics(u_true, u_pred))
+            plots.plot_rollout(
+                u_true, u_pred, sim.dt, plot_dir / PLOTS["rollout"], r2=metrics.get("test_R2")
+            )
 
         plots.plot_w_scatter(
             ro["w_true"],
@@ -246,6 +251,7 @@ def analyze_run(
             r2=conn["connectivity_R2"],
             slope=conn["connectivity_slope"],
         )
+        plots.plot_per_type_r2(metrics["per_type_R2"], plot_dir / PLOTS["per_type"])
         plots.plot_embeddings(
             ro["embeddings"],
             types,

@@ -11,7 +11,7 @@ rule analyze:
             patterns=["{name}.png"],
             caption="../report/run_plots.rst",
             category="Runs",
-            subcategory="{model} sparsity {sparsity}",
+            subcategory="{model}, filling factor {sparsity}",
             labels={"cfg": "{cfg}", "seed": "{seed}", "plot": "{name}"},
         ),
     log:

@@ -2,8 +2,8 @@
 
 This module sits at the top of the stage order, beside :mod:`connectome_gnn.cli`::
 
-    io / config / errors / layout / text / progress -> simulate -> models -> families -> train -> analysis
-    -> aggregate -> explore -> cli / stages
+    io / config / errors / layout / text / progress -> simulate -> models -> families
+    -> train -> analysis -> aggregate -> explore -> cli / stages
 
 A module may import only from its own stage or an earlier one.  An entry point that dispatches
 on the model family (through :mod:`connectome_gnn.families`) therefore lives here rather than

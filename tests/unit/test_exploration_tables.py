@@ -430,3 +430,29 @@ def test_tables_on_an_exploration_tree(tmp_path):
     assert tables["sparsity_landscape"].loc[0, "n_converged"] == 1
     out = plot_exploration_tree(frame_, tmp_path / "tree.png")
     assert out.stat().st_size > 1000
+
+
+def test_pareto_plot_colours_by_filling_factor_and_landscape_labels_its_line(tmp_path, monkeypatch):
+    from connectome_gnn.aggregate import plots as agg_plots
+
+    kept = []
+    real = agg_plots._save
+    monkeypatch.setattr(
+        agg_plots, "_save", lambda fig, path: (kept.append(fig), real(fig, path))[1]
+    )
+    rows = [
+        run(cfg="a", sparsity="1", connectivity_R2=0.99, cluster_accuracy=0.9),
+        run(cfg="b", sparsity="0.1", connectivity_R2=0.5, cluster_accuracy=0.95),
+        run(model="B", cfg="c", sparsity="0.05", connectivity_R2=0.7, cluster_accuracy=0.7),
+    ]
+    runs = frame(*rows)
+    agg_plots.plot_pareto_front(runs, pareto_front(runs), tmp_path / "p.png")
+    ax, cbar = kept[-1].axes
+    assert cbar.get_ylabel() == "filling factor"
+    colours = [c.get_array().tolist() for c in ax.collections if c.get_array() is not None]
+    assert sorted(v for arr in colours for v in arr) == [0.05, 0.1, 1.0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["A", "B"]
+    landscape = sparsity_landscape(runs)
+    agg_plots.plot_sparsity_landscape(landscape, tmp_path / "l.png")
+    labels = [t.get_text() for t in kept[-1].axes[0].get_legend().get_texts()]
+    assert labels[-1] == "0.9" and "A: connectivity_R2" in labels

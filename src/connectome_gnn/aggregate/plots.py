@@ -15,7 +15,7 @@ import pandas as pd
 
 from ..io import atomic_path
 from .columns import is_ok, numeric
-from .stats import param_label, value_text, varying_params
+from .stats import filling_factors, param_label, value_text, varying_params
 from .tables import CLASSIFICATIONS
 
 __all__ = [
@@ -197,28 +197,37 @@ def plot_pareto_front(
     x: str = "connectivity_R2",
     y: str = "cluster_accuracy",
 ) -> Path:
-    """Ok runs in the (x, y) plane with the Pareto-optimal runs (all metrics) highlighted."""
+    """Ok runs in the (x, y) plane, coloured by filling factor (one marker per model), with the
+    Pareto-optimal runs (all metrics) circled."""
     plt = _plt()
     if runs.empty or x not in runs or y not in runs:
         return _empty(path, f"no {x} / {y} to plot")
-    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    from matplotlib.colors import LogNorm, Normalize
+
+    fig, ax = plt.subplots(figsize=(6, 4.5))
     ok = is_ok(runs)
-    models = sorted(runs["model"].astype(str).unique())
-    cmap = plt.get_cmap("tab10")
-    for i, model in enumerate(models):
+    ff = filling_factors(runs)
+    finite = ff[np.isfinite(ff) & (ff > 0)]
+    lo, hi = (float(finite.min()), float(finite.max())) if len(finite) else (1.0, 1.0)
+    norm = LogNorm(lo, hi) if hi > lo else Normalize(lo - 0.5, hi + 0.5)
+    markers = ["o", "s", "^", "v", "D", "P", "X"]
+    sc = None
+    for i, model in enumerate(sorted(runs["model"].astype(str).unique())):
         sel = ok & runs["model"].astype(str).eq(model)
-        ax.scatter(
-            numeric(runs, x)[sel], numeric(runs, y)[sel], s=18, alpha=0.45,
-            color=cmap(i % 10), label=model,
+        sc = ax.scatter(
+            numeric(runs, x)[sel], numeric(runs, y)[sel], c=ff[sel], cmap="viridis", norm=norm,
+            s=22, alpha=0.7, marker=markers[i % len(markers)], label=model,
         )  # fmt: skip
         if not front.empty and x in front and y in front:
             f = front[front["model"].astype(str).eq(model)].sort_values(x)
-            ax.scatter(f[x], f[y], s=70, facecolors="none", edgecolors=cmap(i % 10), linewidths=1.5)
-            ax.plot(f[x], f[y], color=cmap(i % 10), lw=0.8, ls="--")
+            ax.scatter(f[x], f[y], s=80, facecolors="none", edgecolors="k", linewidths=1.2)
+            ax.plot(f[x], f[y], color="k", lw=0.8, ls="--")
+    if sc is not None:
+        fig.colorbar(sc, ax=ax, label="filling factor")
     ax.set_xlabel(x)
     ax.set_ylabel(y)
     ax.set_title("Pareto front (circled: non-dominated on all metrics)")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, title="model")
     return _save(fig, path)
 
 
@@ -244,7 +253,7 @@ def plot_sparsity_landscape(
     ff = pd.to_numeric(landscape["filling_factor"], errors="coerce")
     if _log_axis(ff):
         ax.set_xscale("log")
-    ax.axhline(0.9, color="0.7", lw=0.8, ls=":")
+    ax.axhline(0.9, color="0.5", lw=0.8, ls=":", label="0.9")
     ax.set_xlabel("filling factor")
     ax.set_ylabel("best value")
     ax.set_title("sparsity landscape")

@@ -85,7 +85,8 @@ def value_text(value) -> str:
     return format_value(value)
 
 
-def _filling(df: pd.DataFrame) -> pd.Series:
+def filling_factors(df: pd.DataFrame) -> pd.Series:
+    """The filling factor of each row (column filling_factor, else sparsity), as numbers."""
     if "filling_factor" in df.columns:
         return pd.to_numeric(df["filling_factor"], errors="coerce")
     return pd.to_numeric(df.get("sparsity", pd.Series(np.nan, index=df.index)), errors="coerce")
@@ -268,7 +269,7 @@ def _config_groups(runs: pd.DataFrame):
         {
             "model": runs["model"].astype(str),
             "sparsity": runs["sparsity"].astype(str),
-            "filling_factor": _filling(runs),
+            "filling_factor": filling_factors(runs),
             "ckey": _config_keys(runs),
         },
         index=runs.index,
@@ -464,7 +465,7 @@ def sparsity_landscape(
     best = best_configs(runs, score_weights)
     ok = is_ok(runs)
     conv = _converged(runs)
-    ff = _filling(runs)
+    ff = filling_factors(runs)
     records = []
     keys = pd.DataFrame({"model": runs["model"].astype(str), "sparsity": runs["sparsity"]})
     keys = keys.assign(filling_factor=ff).drop_duplicates(["model", "sparsity"])

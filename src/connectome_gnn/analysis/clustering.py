@@ -15,6 +15,7 @@ Degenerate inputs never raise: see the individual functions for what they return
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.cluster.hierarchy import fclusterdata
@@ -56,9 +57,16 @@ def hungarian_accuracy(true_codes, pred_labels) -> float:
     pred_labels = np.asarray(pred_labels).ravel()
     if true_codes.size == 0:
         return float("nan")
-    table = contingency_matrix(true_codes, pred_labels)
-    rows, cols = linear_sum_assignment(table, maximize=True)
+    table, rows, cols = _matching(true_codes, pred_labels)
     return float(table[rows, cols].sum() / true_codes.size)
+
+
+def _matching(codes: np.ndarray, labels: np.ndarray):
+    """The contingency table (types x sorted cluster labels) and its best one-to-one matching
+    (rows = type codes, cols = indices into the sorted labels)."""
+    table = contingency_matrix(codes, labels)
+    rows, cols = linear_sum_assignment(table, maximize=True)
+    return table, rows, cols
 
 
 def cluster_accuracy_kmeans(
@@ -84,12 +92,7 @@ def cluster_accuracy_kmeans(
         clusters" warning is silenced); it puts every sample in one cluster, which again scores
         the majority-class fraction.  Non-finite embeddings give ``nan``; an empty input ``nan``.
     """
-    x = _as_2d(embeddings)
-    codes = _encode_types(true_types, x.shape[0])
-    if x.shape[0] == 0 or not np.all(np.isfinite(x)):
-        return float("nan")
-    labels = _kmeans_labels(x, codes, n_clusters, seed)
-    return _majority_fraction(codes) if labels is None else hungarian_accuracy(codes, labels)
+    return kmeans_types(embeddings, true_types, n_clusters, seed).accuracy
 
 
 def _kmeans_labels(x: np.ndarray, codes: np.ndarray, n_clusters: int | None, seed: int):
@@ -102,25 +105,42 @@ def _kmeans_labels(x: np.ndarray, codes: np.ndarray, n_clusters: int | None, see
         return KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(x)
 
 
-def matched_clusters(embeddings, true_types, seed: int = 0) -> np.ndarray:
-    """The type each neuron is predicted to have: its KMeans cluster (as in
-    :func:`cluster_accuracy_kmeans`) mapped to a true type by the Hungarian matching; neurons
-    of unmatched clusters (and every neuron, when KMeans cannot run) get -1."""
+@dataclass(frozen=True)
+class KMeansTypes:
+    """One KMeans clustering of the embeddings matched to the true types.
+
+    ``accuracy``: :func:`cluster_accuracy_kmeans`; ``predicted``: the type each neuron is
+    predicted to have (its cluster's matched type; -1 for unmatched clusters, and for every
+    neuron when KMeans cannot run)."""
+
+    accuracy: float
+    predicted: np.ndarray
+
+
+def kmeans_types(
+    embeddings, true_types, n_clusters: int | None = None, seed: int = 0
+) -> KMeansTypes:
+    """KMeans + Hungarian matching once, for both the accuracy and the predicted types."""
     x = _as_2d(embeddings)
     t = np.asarray(true_types).ravel()
-    values, codes = np.unique(t, return_inverse=True)
-    out = np.full(x.shape[0], -1, dtype=object if values.dtype.kind in "OUS" else np.int64)
+    codes = _encode_types(t, x.shape[0])
+    values = np.unique(t)
+    predicted = np.full(x.shape[0], -1, dtype=object if values.dtype.kind in "OUS" else np.int64)
     if x.shape[0] == 0 or not np.all(np.isfinite(x)):
-        return out
-    labels = _kmeans_labels(x, codes.ravel(), None, seed)
+        return KMeansTypes(float("nan"), predicted)
+    labels = _kmeans_labels(x, codes, n_clusters, seed)
     if labels is None:
-        return out
-    table = contingency_matrix(codes.ravel(), labels)
-    rows, cols = linear_sum_assignment(table, maximize=True)
+        return KMeansTypes(_majority_fraction(codes), predicted)
+    table, rows, cols = _matching(codes, labels)
     clusters = np.unique(labels)
     for r, c in zip(rows, cols, strict=True):
-        out[labels == clusters[c]] = values[r]
-    return out
+        predicted[labels == clusters[c]] = values[r]
+    return KMeansTypes(float(table[rows, cols].sum() / x.shape[0]), predicted)
+
+
+def matched_clusters(embeddings, true_types, seed: int = 0) -> np.ndarray:
+    """The type each neuron is predicted to have (:attr:`KMeansTypes.predicted`)."""
+    return kmeans_types(embeddings, true_types, seed=seed).predicted
 
 
 def cluster_accuracy_single_linkage(embeddings, true_types, threshold: float = 0.1) -> float:
@@ -165,13 +185,18 @@ def cluster_accuracy_single_linkage(embeddings, true_types, threshold: float = 0
     return float(accuracy_score(codes, predicted))
 
 
-def cluster_metrics(embeddings, true_types, seed: int = 0) -> dict:
-    """``cluster_accuracy`` (KMeans + Hungarian), ``cluster_accuracy_single_linkage`` and
+def cluster_metrics(
+    embeddings, true_types, seed: int = 0, kmeans: KMeansTypes | None = None
+) -> dict:
+    """``cluster_accuracy`` (KMeans + Hungarian; ``kmeans``: that clustering when already done,
+    :func:`kmeans_types` with the same seed), ``cluster_accuracy_single_linkage`` and
     ``n_types`` (number of distinct true types)."""
     x = _as_2d(embeddings)
     n_types = int(np.unique(np.asarray(true_types).ravel()).size)
+    if kmeans is None:
+        kmeans = kmeans_types(x, true_types, seed=seed)
     return {
-        "cluster_accuracy": cluster_accuracy_kmeans(x, true_types, seed=seed),
+        "cluster_accuracy": kmeans.accuracy,
         "cluster_accuracy_single_linkage": cluster_accuracy_single_linkage(x, true_types),
         "n_types": n_types,
     }

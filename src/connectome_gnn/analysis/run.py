@@ -29,7 +29,7 @@ from ..progress import summary_line
 from ..simulate.data import Simulation
 from ..train.trainer import LOSS, MODEL, RUN_CONFIG
 from . import plots
-from .clustering import cluster_metrics, matched_clusters
+from .clustering import cluster_metrics, kmeans_types
 from .metrics import connectivity_metrics, linear_fit_r2, per_type_r2, rollout_metrics, svd_rank
 
 METRICS = layout.METRICS
@@ -222,7 +222,8 @@ def analyze_run(
         types = sim.types
         metrics["per_type_R2"] = per_type_r2(ro["w_true"], ro["w_learned"], types[ro["post"]])
         cluster_seed = int(run_cfg["training"]["seed"])
-        metrics.update(cluster_metrics(ro["embeddings"], types, seed=cluster_seed))
+        kmeans = kmeans_types(ro["embeddings"], types, seed=cluster_seed)
+        metrics.update(cluster_metrics(ro["embeddings"], types, cluster_seed, kmeans=kmeans))
         metrics.update(parameter_metrics(family, ro))
         metrics.update(_rank_metrics(sim, ro))
         truth = family.true_dynamics(sim).to(dev)
@@ -256,7 +257,7 @@ def analyze_run(
             ro["embeddings"],
             types,
             plot_dir / PLOTS["embeddings"],
-            predicted=matched_clusters(ro["embeddings"], types, seed=cluster_seed),
+            predicted=kmeans.predicted,
             accuracy=metrics["cluster_accuracy"],
         )
         plots.plot_mlp_curves(

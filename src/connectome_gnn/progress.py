@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import IO, Any
 
-__all__ = ["LineProgress", "progress_bar", "summary_line"]
+__all__ = ["LineProgress", "log_summary", "progress_bar", "summary_line"]
 
 
 def _duration(seconds: float) -> str:
@@ -38,6 +38,11 @@ def _value(v: Any) -> str:
 def summary_line(stage: str, fields: Mapping[str, Any]) -> str:
     """``"<stage> summary: key value, key value, ..."`` (floats to 4 significant digits)."""
     return f"{stage} summary: " + ", ".join(f"{k} {_value(v)}" for k, v in fields.items())
+
+
+def log_summary(stage: str, fields: Mapping[str, Any]) -> None:
+    """Write the :func:`summary_line` of a stage to stderr (the job's log)."""
+    print(summary_line(stage, fields), file=sys.stderr, flush=True)
 
 
 class LineProgress:

@@ -12,14 +12,13 @@ in the package of the stage it runs.
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
 from .config import format_sparsity
 from .families import get_family
 from .io import remove_stale_temps
-from .progress import summary_line
+from .progress import log_summary
 
 #: simulation.json keys of the simulate log's summary line
 SUMMARY_KEYS = ("n_neurons", "n_frames", "n_edges", "filling_factor_measured", "activity_std")
@@ -29,12 +28,13 @@ def run_simulation(model_cfg: dict, sparsity: float | str, seed: int, out_dir: s
     """Simulate one (model, sparsity, seed) with the model's family and write ``out_dir``."""
     family = get_family(model_cfg["family"])
     remove_stale_temps(out_dir)
+    filling = float(format_sparsity(sparsity))
     t0 = time.perf_counter()
-    meta = family.simulate(model_cfg, float(format_sparsity(sparsity)), int(seed), Path(out_dir))
-    fields = {"family": model_cfg["family"], "filling_factor": float(format_sparsity(sparsity))}
+    meta = family.simulate(model_cfg, filling, int(seed), Path(out_dir))
+    fields = {"family": model_cfg["family"], "filling_factor": filling}
     fields.update({k: meta[k] for k in SUMMARY_KEYS if k in meta})
     fields.update(time_s=time.perf_counter() - t0, outputs=str(out_dir))
-    print(summary_line("simulate", fields), file=sys.stderr, flush=True)
+    log_summary("simulate", fields)
     return meta
 
 

@@ -9,14 +9,13 @@ writes the tables of :mod:`.stats` and the plots of :mod:`.plots` (an exploratio
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
 
 from ..layout import SUMMARY_MARKDOWN
-from ..progress import summary_line
+from ..progress import log_summary
 from . import stats
 from .columns import CELL_KEYS, HEADLINE_METRICS, PARETO_METRICS, REPLICATE_KEYS, is_ok
 from .output import to_markdown, write_table, write_text
@@ -124,7 +123,7 @@ def aggregate(
         n_files = sum(1 for p in Path(analysis_dir).rglob("*") if p.is_file())
         written += f"; {n_files} analysis files in {analysis_dir}"
     fields = {"runs": len(runs), "ok": n_ok, "not_ok": len(runs) - n_ok, "outputs": written}
-    print(summary_line("aggregate", fields), file=sys.stderr, flush=True)
+    log_summary("aggregate", fields)
     return tables
 
 

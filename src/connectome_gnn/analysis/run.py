@@ -13,7 +13,6 @@ its weights and compares it with the ground truth:
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +24,7 @@ from ..config import validate
 from ..device import resolve_device
 from ..families import get_family
 from ..io import TRAIN_INFO, DataError, read_json, remove_stale_temps, write_json
-from ..progress import summary_line
+from ..progress import log_summary
 from ..simulate.data import Simulation
 from ..train.trainer import LOSS, MODEL, RUN_CONFIG
 from . import plots
@@ -284,5 +283,5 @@ def analyze_run(
     summary.update({k: metrics[k] for k in dict.fromkeys(shown) if k in metrics})
     n_plots = len(list(plot_dir.glob("*.png")))
     summary["outputs"] = f"{out_dir / METRICS} and {n_plots} plots in {plot_dir}"
-    print(summary_line("analyze", summary), file=sys.stderr, flush=True)
+    log_summary("analyze", summary)
     return metrics

@@ -218,9 +218,10 @@ class FlyVisFamily(Family):
         first_of_type = np.unique(types, return_index=True)[1]
         with torch.no_grad():
             grid = torch.linspace(-2.0, 2.0, 200).unsqueeze(1)
-            phi_curves = model.phi((mu_t + grid * sig_t).to(dev)).cpu().numpy().T
-            edge_curves = model.edge((mu_t + grid * sig_t).to(dev)).cpu().numpy().T
-            v_grid = (mu_t + grid * sig_t).double().numpy().T  # N x P
+            v = mu_t + grid * sig_t  # P x N: each neuron's own range
+            phi_curves = model.phi(v.to(dev)).cpu().numpy().T
+            edge_curves = model.edge(v.to(dev)).cpu().numpy().T
+            v_grid = v.double().numpy().T  # N x P
         return {
             "post": post,
             "pre": pre,

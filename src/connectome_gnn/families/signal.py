@@ -124,7 +124,8 @@ class SignalFamily(Family):
             phi_curves = (
                 model.phi(grid.to(model.W.device).unsqueeze(1).expand(-1, n)).cpu().numpy().T
             )
-        g = sim.neurons["g"].to_numpy(dtype=np.float64)
+        g, s, c = (sim.neurons[k].to_numpy(dtype=np.float64) for k in "gsc")
+        u = grid.double().numpy()
         W_corr = W * plateau / g[:, None]
         post, pre = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
         return {
@@ -140,10 +141,6 @@ class SignalFamily(Family):
             "edge_labels": ["lin_edge (shared by all edges)"],
             "phi_curves": phi_curves,
             # the simulator's functions: du_i = -c_i u_i + s_i tanh(u_i) + g_i sum_j W_ij tanh(u_j)
-            "edge_true": np.tanh(grid.double().numpy())[None, :],
-            "phi_true": (
-                -sim.neurons["c"].to_numpy(dtype=np.float64)[:, None] * grid.double().numpy()
-                + sim.neurons["s"].to_numpy(dtype=np.float64)[:, None]
-                * np.tanh(grid.double().numpy())
-            ),
+            "edge_true": np.tanh(u)[None, :],
+            "phi_true": -c[:, None] * u + s[:, None] * np.tanh(u),
         }

@@ -32,7 +32,7 @@ from ..families import get_family
 from ..io import remove_stale_temps
 from ..layout import CHECKPOINT, LOSS, MODEL, RUN_CONFIG  # noqa: F401 - re-exported
 from ..models.embedding import activity_embedding
-from ..progress import progress_bar, summary_line
+from ..progress import log_summary, progress_bar
 from ..simulate.data import Simulation
 from . import solver
 from .checkpoint import LossLog, config_hash, load_checkpoint, restore, save_checkpoint
@@ -266,7 +266,7 @@ def train_run(
         summary["stopped_by"] = stopped
     if reason:
         summary["reason"] = reason
-    _log(summary_line("train", {**summary, "outputs": str(out_dir)}))
+    log_summary("train", {**summary, "outputs": str(out_dir)})
     return info
 
 

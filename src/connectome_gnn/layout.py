@@ -51,7 +51,7 @@ PLOTS = "plots"
 # -- the aggregate summary (results/summary/) and the analysis of the same runs in it
 SUMMARY = "summary"
 SUMMARY_TABLES = ("runs", "best", "replicates", "classification")
-TABLE_FORMATS = ("parquet", "csv", "md")
+TABLE_FORMATS = ("parquet", "csv", "md", "html")
 SUMMARY_MARKDOWN = "summary.md"
 ANALYSIS = "analysis"
 
@@ -63,6 +63,7 @@ EXPLORATION_WORKFLOW = "workflow.yaml"
 UCB_SCORES = "ucb_scores"
 ITERATION_LOG = "iteration_log.md"
 ITERATIONS = "iterations"
+EXPLORATION_TREE_PLOT = "exploration_tree.png"  # in the exploration's summary/
 
 LOGS = "logs"
 BENCHMARKS = "benchmarks"
@@ -74,6 +75,7 @@ TRAIN_PATTERN = f"{RUN_PATTERN}/{TRAIN}"
 SIMULATION_LOG_PATTERN = f"{LOGS}/simulate/{{model}}/{{sparsity}}/seed{{seed}}.log"
 TRAIN_BENCHMARK_PATTERN = f"{BENCHMARKS}/train/{RUN_PATTERN}.tsv"
 AGGREGATE_LOG = f"{LOGS}/aggregate/aggregate.log"
+EXPLORATION_TREE_LOG_PATTERN = f"{LOGS}/explorations/{{name}}.log"
 #: every run directory below the results directory (glob)
 RUN_GLOB = "*/*/*/seed*"
 

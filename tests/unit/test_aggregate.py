@@ -390,6 +390,38 @@ def test_to_markdown():
     assert [c.strip() for c in rows[1]] == ["1", "1.0000", "x"]
 
 
+def test_html_table_is_readable_and_escaped():
+    from connectome_gnn.aggregate.output import display_view, to_html
+
+    df = pd.DataFrame(
+        {"sparsity": ["0.5", "1"], "R2": [0.123456, np.nan], "reason": ["<b>NaN</b> & co", None]}
+    )
+    page = to_html(display_view(df), title="All runs", note="2 rows")
+    assert page.startswith("<!DOCTYPE html>") and "<script" not in page
+    assert "<h1>All runs</h1>" in page and '<p class="note">2 rows</p>' in page
+    head = page[page.index("<thead>") : page.index("</thead>")]
+    assert [h.split("</th>")[0] for h in head.split("<th>")[1:]] == [
+        "filling factor",
+        "R2",
+        "reason",
+    ]
+    rows = page[page.index("<tbody>") : page.index("</tbody>")].split("<tr>")[1:]
+    assert rows[0].startswith('<td>0.5</td><td class="num">0.1235</td>')
+    assert "&lt;b&gt;NaN&lt;/b&gt; &amp; co" in rows[0]  # text is escaped, never markup
+    assert rows[1].strip() == '<td>1</td><td class="num"></td><td></td></tr>'
+
+
+def test_markdown_and_html_views_say_filling_factor_data_files_keep_sparsity(tmp_path):
+    df = pd.DataFrame({"model": ["m"], "sparsity": ["0.5"], "extra": [1.0]})
+    paths = write_table(df, tmp_path / "t", markdown_columns=["model", "sparsity"], title="T")
+    header = paths["md"].read_text().splitlines()[0].split("|")[1:-1]
+    assert [h.strip() for h in header] == ["model", "filling factor"]
+    page = paths["html"].read_text()
+    assert "<th>filling factor</th>" in page and "extra" not in page and "<h1>T</h1>" in page
+    assert list(pd.read_csv(paths["csv"]).columns) == ["model", "sparsity", "extra"]
+    assert list(pd.read_parquet(paths["parquet"]).columns) == ["model", "sparsity", "extra"]
+
+
 def test_write_table_roundtrip(tmp_path):
     df = pd.DataFrame(
         {
@@ -400,7 +432,7 @@ def test_write_table_roundtrip(tmp_path):
         }
     )
     paths = write_table(df, tmp_path / "sub" / "table")
-    for ext in ("parquet", "csv", "md"):
+    for ext in ("parquet", "csv", "md", "html"):
         assert (tmp_path / "sub" / f"table.{ext}").is_file()
         assert paths[ext] == tmp_path / "sub" / f"table.{ext}"
     back = pd.read_parquet(paths["parquet"])
@@ -412,6 +444,7 @@ def test_write_table_roundtrip(tmp_path):
     # no temporary files left behind
     assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == [
         "table.csv",
+        "table.html",
         "table.md",
         "table.parquet",
     ]
@@ -428,7 +461,7 @@ def test_aggregate_writes_everything(tmp_path):
     tables = aggregate(paths, out)
     assert set(tables) == {"runs", "best", "replicates", "classification"}
     for name, table in tables.items():
-        for ext in ("parquet", "csv", "md"):
+        for ext in ("parquet", "csv", "md", "html"):
             assert (out / f"{name}.{ext}").is_file(), (name, ext)
         back = pd.read_parquet(out / f"{name}.parquet")
         assert list(back.columns) == list(table.columns)
@@ -440,12 +473,15 @@ def test_aggregate_writes_everything(tmp_path):
     summary = (out / "summary.md").read_text()
     for heading in (
         "## All runs",
-        "## Best run per (model, sparsity)",
+        "## Best run per (model, filling factor)",
         "## Replicates (mean ± std)",
         "## Classification",
     ):
         assert heading in summary
     assert "±" in summary
+    page = (out / "runs.html").read_text()
+    assert "<h1>All runs</h1>" in page and "<th>filling factor</th>" in page
+    assert page.count("<tr>") == 1 + 4  # header + one row per run
     assert len(tables["runs"]) == 4
     assert tables["replicates"]["n_runs"].sum() == 4
 

@@ -432,6 +432,23 @@ def test_tables_on_an_exploration_tree(tmp_path):
     assert out.stat().st_size > 1000
 
 
+def test_nothing_to_plot_writes_no_placeholder(tmp_path):
+    from connectome_gnn.aggregate import plots as agg_plots
+
+    one_config = frame(run(cfg="a", sparsity="1", connectivity_R2=0.9, cluster_accuracy=0.9))
+    stale = tmp_path / "m.png"
+    stale.write_bytes(b"an earlier plot")
+    # no training parameter varies: no panel to draw, no file (and no stale one left)
+    assert agg_plots.plot_metric_vs_params(one_config, stale, "connectivity_R2") is None
+    assert not stale.exists()
+    assert agg_plots.plot_exploration_tree(pd.DataFrame(), tmp_path / "t.png") is None
+    assert agg_plots.plot_sparsity_landscape(pd.DataFrame(), tmp_path / "l.png") is None
+    assert sorted(tmp_path.iterdir()) == []
+    exploration_summary(one_config, tmp_path / "s")
+    pngs = sorted(p.name for p in (tmp_path / "s").glob("*.png"))
+    assert pngs == ["pareto_front.png", "sparsity_landscape.png"]
+
+
 def test_pareto_plot_colours_by_filling_factor_and_landscape_labels_its_line(tmp_path, monkeypatch):
     from connectome_gnn.aggregate import plots as agg_plots
 

@@ -1,7 +1,13 @@
-"""Writing tables: parquet + CSV + markdown, each atomically, and markdown summaries."""
+"""Writing tables: parquet + CSV + markdown + HTML, each atomically, and markdown summaries.
+
+Parquet and CSV hold every column under its data name (``sparsity`` is the wildcard of the run
+layout); the markdown and HTML files are for people: a readable column subset, and the labels
+of :data:`COLUMN_LABELS` (``sparsity`` is shown as "filling factor").
+"""
 
 from __future__ import annotations
 
+import html
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -14,7 +20,21 @@ import pandas as pd
 from ..io import atomic_path
 from ..layout import TABLE_FORMATS
 
-__all__ = ["to_markdown", "write_table", "write_text"]
+__all__ = ["COLUMN_LABELS", "display_view", "to_html", "to_markdown", "write_table", "write_text"]
+
+#: Column names as people read them (markdown and HTML views; the data files keep the keys).
+COLUMN_LABELS = {"sparsity": "filling factor", "sparsity_pct": "filling factor (%)"}
+
+_HTML_STYLE = """
+body { font-family: system-ui, sans-serif; font-size: 13px; margin: 0.6em; color: #222; }
+h1 { font-size: 15px; margin: 0 0 0.3em 0; }
+p.note { margin: 0 0 0.6em 0; color: #555; }
+table { border-collapse: collapse; }
+th, td { padding: 2px 8px; border-bottom: 1px solid #ddd; white-space: nowrap; }
+th { position: sticky; top: 0; background: #f0f0f0; text-align: left; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+tr:nth-child(even) td { background: #fafafa; }
+"""
 
 
 def to_markdown(df: pd.DataFrame, floatfmt: str = ".4f") -> str:
@@ -47,6 +67,52 @@ def _cell(value: Any, floatfmt: str) -> str:
     if isinstance(value, float | np.floating):
         return "" if math.isnan(value) else format(float(value), floatfmt)
     return str(value)
+
+
+def display_view(df: pd.DataFrame, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """The columns of ``df`` people should see (``columns``, those present, in that order; all
+    when None), renamed with :data:`COLUMN_LABELS`."""
+    view = df if columns is None else df[[c for c in columns if c in df]]
+    return view.rename(columns=COLUMN_LABELS)
+
+
+def to_html(df: pd.DataFrame, title: str = "", note: str = "", floatfmt: str = ".4f") -> str:
+    """A standalone HTML page with ``df`` as a plain table (no index, no scripts).
+
+    Cells are formatted as in :func:`to_markdown` (floats via ``floatfmt``, missing values
+    blank, text verbatim and escaped); numeric columns are right-aligned.  ``title`` and
+    ``note`` are shown above the table.
+    """
+    numeric = [
+        pd.api.types.is_numeric_dtype(df.iloc[:, i])
+        and not pd.api.types.is_bool_dtype(df.iloc[:, i])
+        for i in range(df.shape[1])
+    ]
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
+    rows = []
+    for values in df.itertuples(index=False, name=None):
+        cells = (
+            f'<td class="num">{html.escape(_cell(v, floatfmt))}</td>'
+            if num
+            else f"<td>{html.escape(_cell(v, floatfmt))}</td>"
+            for v, num in zip(values, numeric, strict=True)
+        )
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    parts = [
+        "<!DOCTYPE html>",
+        '<html><head><meta charset="utf-8">',
+        f"<title>{html.escape(title)}</title><style>{_HTML_STYLE}</style></head><body>",
+    ]
+    if title:
+        parts.append(f"<h1>{html.escape(title)}</h1>")
+    if note:
+        parts.append(f'<p class="note">{html.escape(note)}</p>')
+    parts += [
+        f"<table><thead><tr>{head}</tr></thead><tbody>",
+        *rows,
+        "</tbody></table></body></html>",
+    ]
+    return "\n".join(parts) + "\n"
 
 
 def _parquet_safe(df: pd.DataFrame) -> pd.DataFrame:
@@ -87,12 +153,17 @@ def write_table(
     stem: str | os.PathLike,
     markdown_columns: Sequence[str] | None = None,
     floatfmt: str = ".4f",
+    title: str = "",
+    note: str = "",
 ) -> dict[str, Path]:
-    """Write ``<stem>.parquet``, ``<stem>.csv`` and ``<stem>.md``, each atomically.
+    """Write ``<stem>.parquet``, ``<stem>.csv``, ``<stem>.md`` and ``<stem>.html``, each
+    atomically.
 
     Each file is written to a temporary sibling first and renamed into place, so readers never
-    see a half-written table.  ``markdown_columns`` restricts the markdown view (the parquet and
-    CSV files always hold every column).  Returns the written paths by suffix.
+    see a half-written table.  ``markdown_columns`` restricts the markdown and HTML views (the
+    parquet and CSV files always hold every column), which also show the column labels of
+    :data:`COLUMN_LABELS`; the HTML page has ``title`` and ``note`` above its table.  Returns
+    the written paths by suffix.
     """
     stem = Path(stem)
     paths = {ext: stem.with_name(f"{stem.name}.{ext}") for ext in TABLE_FORMATS}
@@ -102,6 +173,7 @@ def write_table(
         safe.to_parquet(tmp, index=False, engine="pyarrow")
     with atomic_path(paths["csv"]) as tmp:
         df.to_csv(tmp, index=False)
-    view = df if markdown_columns is None else df[[c for c in markdown_columns if c in df]]
+    view = display_view(df, markdown_columns)
     write_text(paths["md"], to_markdown(view, floatfmt=floatfmt) + "\n")
+    write_text(paths["html"], to_html(view, title, note, floatfmt=floatfmt))
     return paths

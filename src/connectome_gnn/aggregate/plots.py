@@ -1,6 +1,8 @@
 """Plots of an exploration (or of any set of runs): PNG files written atomically (Agg backend).
 
-Like :mod:`.stats`, every function takes a runs table (or a table of :mod:`.stats`).
+Like :mod:`.stats`, every function takes a runs table (or a table of :mod:`.stats`).  A plot
+with nothing to show (no nodes, no varied parameter, no metric) writes no file and returns None:
+no placeholder image ends up in a report.
 """
 
 from __future__ import annotations
@@ -49,12 +51,9 @@ def _save(fig, path: str | os.PathLike) -> Path:
     return path
 
 
-def _empty(path, text: str) -> Path:
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(4, 3))
-    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes)
-    ax.set_axis_off()
-    return _save(fig, path)
+def _nothing(path: str | os.PathLike) -> None:
+    """Nothing to plot: no file (no placeholder image), and none left from an earlier call."""
+    Path(path).unlink(missing_ok=True)
 
 
 def _tree_layout(nodes: pd.DataFrame) -> dict[int, tuple[float, float]]:
@@ -85,7 +84,7 @@ def _tree_layout(nodes: pd.DataFrame) -> dict[int, tuple[float, float]]:
 
 def plot_exploration_tree(
     nodes: pd.DataFrame, path: str | os.PathLike, title: str | None = None
-) -> Path:
+) -> Path | None:
     """The exploration tree, nodes coloured by score (failed: red x, pending: grey).
 
     ``nodes`` needs ``node_id`` and ``parent`` (optional ``score``, ``status``, ``block``),
@@ -94,7 +93,7 @@ def plot_exploration_tree(
     """
     plt = _plt()
     if nodes.empty or "node_id" not in nodes:
-        return _empty(path, "no nodes")
+        return _nothing(path)
     pos = _tree_layout(nodes)
     n = len(pos)
     depth = max(p[0] for p in pos.values()) + 1
@@ -150,14 +149,14 @@ def plot_metric_vs_params(
     path: str | os.PathLike,
     metric: str = "connectivity_R2",
     params: Sequence[str] | None = None,
-) -> Path:
+) -> Path | None:
     """One scatter panel per parameter: ``metric`` of every ok run against the parameter
     value (log x-axis for wide positive ranges), coloured by classification."""
     plt = _plt()
     params = varying_params(runs) if params is None else list(params)
     params = [p for p in params if p in runs.columns]
     if runs.empty or not params or metric not in runs.columns:
-        return _empty(path, f"no parameter / {metric} to plot")
+        return _nothing(path)
     y = numeric(runs, metric)
     ok = is_ok(runs) & y.notna()
     ncol = min(3, len(params))
@@ -196,12 +195,12 @@ def plot_pareto_front(
     path: str | os.PathLike,
     x: str = "connectivity_R2",
     y: str = "cluster_accuracy",
-) -> Path:
+) -> Path | None:
     """Ok runs in the (x, y) plane, coloured by filling factor (one marker per model), with the
     Pareto-optimal runs (all metrics) circled."""
     plt = _plt()
     if runs.empty or x not in runs or y not in runs:
-        return _empty(path, f"no {x} / {y} to plot")
+        return _nothing(path)
     from matplotlib.colors import LogNorm, Normalize
 
     fig, ax = plt.subplots(figsize=(6, 4.5))
@@ -235,12 +234,12 @@ def plot_sparsity_landscape(
     landscape: pd.DataFrame,
     path: str | os.PathLike,
     metrics: Sequence[str] = ("connectivity_R2", "cluster_accuracy"),
-) -> Path:
+) -> Path | None:
     """Best metric per filling factor (log x-axis), one line per model and metric."""
     plt = _plt()
     cols = [m for m in metrics if f"best_{m}" in landscape]
     if landscape.empty or not cols:
-        return _empty(path, "no sparsity landscape")
+        return _nothing(path)
     fig, ax = plt.subplots(figsize=(5.5, 4))
     styles = ["-o", "--s", ":^", "-.v", "-d"]
     for i, model in enumerate(sorted(landscape["model"].astype(str).unique())):
@@ -256,6 +255,6 @@ def plot_sparsity_landscape(
     ax.axhline(0.9, color="0.5", lw=0.8, ls=":", label="0.9")
     ax.set_xlabel("filling factor")
     ax.set_ylabel("best value")
-    ax.set_title("sparsity landscape")
+    ax.set_title("sparsity landscape: best value per filling factor")
     ax.legend(fontsize=7)
     return _save(fig, path)

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..layout import SUMMARY_MARKDOWN
+from ..layout import EXPLORATION_TREE_PLOT, SUMMARY_MARKDOWN
 from ..progress import log_summary
 from . import stats
 from .columns import CELL_KEYS, HEADLINE_METRICS, PARETO_METRICS, REPLICATE_KEYS, is_ok
-from .output import to_markdown, write_table, write_text
+from .output import display_view, to_markdown, write_table, write_text
 from .plots import (
     plot_exploration_tree,
     plot_metric_vs_params,
@@ -43,14 +43,16 @@ def _write_tables(
     headings: Mapping[str, str],
     intro: Sequence[str],
 ) -> None:
-    """Each table as ``<name>.{parquet,csv,md}`` (markdown: its view, when it has one) and
-    ``summary.md``: ``intro`` then every markdown table under its heading."""
+    """Each table as ``<name>.{parquet,csv,md,html}`` (markdown and HTML: its view, when it has
+    one, titled with its heading) and ``summary.md``: ``intro`` then every markdown table under
+    its heading."""
     sections = list(intro)
     for name, table in tables.items():
         view = views.get(name)
-        write_table(table, out_dir / name, markdown_columns=view)
-        shown = table if view is None else table[[c for c in view if c in table]]
-        sections += ["", headings[name], "", to_markdown(shown)]
+        title = headings[name].lstrip("# ")
+        note = f"{len(table)} rows; every column is in {name}.csv / {name}.parquet."
+        write_table(table, out_dir / name, markdown_columns=view, title=title, note=note)
+        sections += ["", headings[name], "", to_markdown(display_view(table, view))]
     write_text(out_dir / SUMMARY_MARKDOWN, "\n".join(sections) + "\n")
 
 
@@ -80,7 +82,7 @@ def _markdown_views(tables: dict[str, pd.DataFrame]) -> dict[str, list[str]]:
 
 _SUMMARY_HEADINGS = {
     "runs": "## All runs",
-    "best": "## Best run per (model, sparsity)",
+    "best": "## Best run per (model, filling factor)",
     "replicates": "## Replicates (mean ± std)",
     "classification": "## Classification",
 }
@@ -133,12 +135,12 @@ def aggregate(
 
 
 _EXPLORATION_HEADINGS = {
-    "best": "## Best configuration per (model, sparsity)",
+    "best": "## Best configuration per (model, filling factor)",
     "parameter_effects": "## Parameter effects",
     "replicates": "## Replicates (per identical configuration)",
     "pareto": "## Pareto front",
     "classification": "## Classification",
-    "sparsity_landscape": "## Sparsity landscape",
+    "sparsity_landscape": "## Sparsity landscape (best per filling factor)",
     "per_type_recovery": "## Per-type recovery",
     "type_difficulty": "## Cross-model type difficulty correlation",
 }
@@ -204,7 +206,7 @@ def exploration_summary(
     _write_tables(out_dir, tables, _views(tables), headings, intro)
     if plots:
         if "node_id" in runs.columns and "parent" in runs.columns:
-            plot_exploration_tree(runs, out_dir / "exploration_tree.png")
+            plot_exploration_tree(runs, out_dir / EXPLORATION_TREE_PLOT)
         for m in ("connectivity_R2", "cluster_accuracy"):
             if m in finished.columns:
                 plot_metric_vs_params(finished, out_dir / f"metric_vs_params_{m}.png", m, params)

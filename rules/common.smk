@@ -1,6 +1,24 @@
 # Shared helpers: config validation, the run grid, input/resource functions. No rules here.
 import itertools
+import os
+import sys
 from pathlib import Path
+
+# This repository (None when the workflow is read from a remote module source). Parsing needs
+# the library's light modules only (pyyaml + jsonschema, which Snakemake itself depends on): a
+# Snakemake without the library installed (--sdm conda, or this workflow used as a module) reads
+# them from src/ here. The jobs get the library from tools/install.sh's venv, the conda envs'
+# post-deploy script (which installs CONNECTOME_GNN_SOURCE) or the container.
+_RULES_DIR = workflow.current_basedir.get_path_or_uri(secret_free=True)
+REPO_DIR = Path(_RULES_DIR).parent if os.path.isdir(_RULES_DIR) else None
+try:
+    import connectome_gnn
+except ImportError:
+    if REPO_DIR is None:
+        raise
+    sys.path.insert(0, str(REPO_DIR / "src"))
+if REPO_DIR is not None:
+    os.environ.setdefault("CONNECTOME_GNN_SOURCE", str(REPO_DIR))
 
 from connectome_gnn.config import ConfigError, load_train_config
 from connectome_gnn.families.workflow_config import load_workflow_config
@@ -9,10 +27,14 @@ from connectome_gnn.layout import (
     AGGREGATE_LOG,
     ANALYSIS,
     CONNECTIVITY,
+    EXPLORATION_TREE_LOG_PATTERN,
+    EXPLORATION_TREE_PLOT,
+    EXPLORATIONS,
     LOSS,
     METRICS,
     MODEL,
     NEURONS,
+    NODES,
     PLOTS,
     RUN_CONFIG,
     RUN_PATTERN,
@@ -33,7 +55,8 @@ from connectome_gnn.layout import (
 )
 
 try:
-    config = load_workflow_config(config, source="workflow config")
+    # in place, so that the report's global caption (workflow.config) sees the defaults too
+    config.update(load_workflow_config(config, source="workflow config"))
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
 
@@ -98,20 +121,55 @@ def summary_file(name):
     return results_path(f"{SUMMARY}/{name}")
 
 
+# the formats of the summary tables that the aggregate step registers in the report
+REPORT_TABLE_FORMATS = ("html", "csv")
+
+
 def summary_outputs():
-    """Summary files besides the CSV tables and the analysis directory (see summary_targets)."""
-    formats = [ext for ext in TABLE_FORMATS if ext != "csv"]  # CSV: see rule aggregate
+    """Summary files besides the report's tables and the analysis directory (summary_targets)."""
+    formats = [ext for ext in TABLE_FORMATS if ext not in REPORT_TABLE_FORMATS]
     out = [summary_file(f"{t}.{ext}") for t in SUMMARY_TABLES for ext in formats]
     return out + [summary_file(SUMMARY_MARKDOWN)]
 
 
-def summary_csv(table):
-    return summary_file(f"{table}.csv")
+def summary_table(table, ext):
+    return summary_file(f"{table}.{ext}")
+
+
+def report_tables():
+    """The summary tables as outputs of the aggregate step, registered in the report; each as
+    an inline HTML table (category Summary) and as a CSV download."""
+    out = {}
+    for table in SUMMARY_TABLES:
+        for ext, subcategory in zip(REPORT_TABLE_FORMATS, ("tables", "CSV downloads")):
+            out[f"{table}_{ext}"] = report(
+                summary_table(table, ext),
+                caption=f"../report/{table}.rst",
+                category="Summary",
+                subcategory=subcategory,
+                labels={"table": table, "format": ext},
+            )
+    return out
 
 
 def summary_targets():
     """Everything rule aggregate writes."""
-    return summary_outputs() + [summary_csv(t) for t in SUMMARY_TABLES] + [summary_file(ANALYSIS)]
+    tables = [summary_table(t, ext) for t in SUMMARY_TABLES for ext in REPORT_TABLE_FORMATS]
+    return summary_outputs() + tables + [summary_file(ANALYSIS)]
+
+
+def exploration_file(name):
+    """A file of an exploration directory (results/explorations/{name}/...)."""
+    return results_path(f"{EXPLORATIONS}/{{name}}/{name}")
+
+
+def exploration_targets():
+    """The tree plot of every exploration under results/explorations/ that has finished a batch
+    (it has a summary/ folder), for the report (the exploration_tree step)."""
+    root = Path(RESULTS) / EXPLORATIONS
+    names = sorted(p.parent.name for p in root.glob(f"*/{NODES}") if (p.parent / SUMMARY).is_dir())
+    plot = exploration_file(f"{SUMMARY}/{EXPLORATION_TREE_PLOT}")
+    return [plot.format(name=n) for n in names]
 
 
 def get_model_config(wildcards):

@@ -1,11 +1,17 @@
 # connectome-gnn: simulate -> train (GPU) -> analyze -> aggregate.
-# Targets: all (default), simulate_all, train_all, analyze_all, aggregate.
+# Targets: all (default: the summary, and the tree plot of every exploration in results/),
+# simulate_all, train_all, analyze_all, aggregate.
 from snakemake.utils import min_version
 
 min_version("9.0")
 
 
 configfile: "config/config.yaml"
+
+
+# --sdm apptainer: every job runs in this image (config key `container`, README "Software
+# environments"); unset, jobs run without a container
+container: config.get("container")
 
 
 report: "report/workflow.rst"
@@ -24,12 +30,14 @@ localrules:
     train_all,
     analyze_all,
     aggregate,
+    exploration_tree,
 
 
 rule all:
     default_target: True
     input:
         summary_targets(),
+        exploration_targets(),
 
 
 rule simulate_all:

@@ -9,19 +9,10 @@ rule aggregate:
         metrics=run_targets(METRICS),
     output:
         summary_outputs(),
-        runs=report(summary_csv("runs"), caption="../report/runs.rst", category="Summary"),
-        best=report(summary_csv("best"), caption="../report/best.rst", category="Summary"),
-        replicates=report(
-            summary_csv("replicates"), caption="../report/replicates.rst", category="Summary"
-        ),
-        classification=report(
-            summary_csv("classification"),
-            caption="../report/classification.rst",
-            category="Summary",
-        ),
+        **report_tables(),
         analysis=report(
             directory(summary_file(ANALYSIS)),
-            patterns=["{name}.png", "{name}.csv"],
+            patterns=["{name}.png", "{name}.html"],
             caption="../report/analysis.rst",
             category="Analysis",
         ),
@@ -31,3 +22,25 @@ rule aggregate:
         "../envs/cpu.yaml"
     script:
         "../scripts/aggregate.py"
+
+
+# The tree of an exploration (connectome-gnn explore) for the report; the explorer writes the
+# same plot after every batch, so this reruns only when nodes.yaml is newer.
+rule exploration_tree:
+    input:
+        nodes=exploration_file(NODES),
+    output:
+        plot=report(
+            exploration_file(f"{SUMMARY}/{EXPLORATION_TREE_PLOT}"),
+            caption="../report/exploration_tree.rst",
+            category="Explorations",
+            labels={"exploration": "{name}"},
+        ),
+    log:
+        results_path(EXPLORATION_TREE_LOG_PATTERN),
+    wildcard_constraints:
+        name=r"[^/]+",
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../scripts/exploration_tree.py"

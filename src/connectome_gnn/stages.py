@@ -39,3 +39,22 @@ def run_simulation(model_cfg: dict, sparsity: float | str, seed: int, out_dir: s
 
 
 __all__ = ["run_simulation"]
+
+
+def plot_exploration(directory: str | Path, out_png: str | Path) -> Path:
+    """The tree plot of the exploration in ``directory`` (its ``nodes.yaml``): finished nodes
+    coloured by score, failed ones marked.  Raises :class:`~connectome_gnn.errors.ConfigError`
+    when no node has finished (there is nothing to plot)."""
+    from .aggregate.plots import plot_exploration_tree
+    from .errors import ConfigError
+    from .explore import ExplorationTree
+
+    tree = ExplorationTree.load(directory)
+    nodes = tree.to_frame(include_unfinished=False)
+    title = f"exploration {Path(directory).name} (colour: score; x: failed)"
+    out = plot_exploration_tree(nodes, out_png, title=title)
+    if out is None:
+        raise ConfigError(f"{tree.path}: no finished node to plot")
+    n_ok = int(nodes["status"].astype(str).eq("ok").sum()) if "status" in nodes else len(nodes)
+    log_summary("exploration_tree", {"nodes": len(nodes), "ok": n_ok, "outputs": str(out)})
+    return out

@@ -23,7 +23,7 @@ if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
         pip_install "$TORCH_SPEC"
     fi
 fi
-pip_install -e ".[dev]"
+pip_install -e ".[workflow,dev]"
 # flyvis (MIT) only for its connectome JSON, read at run time by connectome_gnn.simulate.flyvis.
 # --no-deps on purpose: its dependencies would pull a CUDA torch/torchvision; we never import it.
 if ! "$VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('flyvis') != '1.2.0')" 2>/dev/null; then

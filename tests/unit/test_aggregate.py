@@ -422,6 +422,27 @@ def test_markdown_and_html_views_say_filling_factor_data_files_keep_sparsity(tmp
     assert list(pd.read_parquet(paths["parquet"]).columns) == ["model", "sparsity", "extra"]
 
 
+def test_plots_are_saved_as_compact_palette_pngs(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    from connectome_gnn.io import save_png
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.imshow(np.random.default_rng(0).normal(size=(60, 80)), cmap="viridis")
+    ax.plot(np.sin(np.linspace(0, 9, 200)) * 20 + 30, color="tab:red")
+    fig.savefig(tmp_path / "rgba.png", format="png", dpi=110)
+    save_png(fig, tmp_path / "plot.png", dpi=110)
+    plt.close(fig)
+    with Image.open(tmp_path / "plot.png") as image, Image.open(tmp_path / "rgba.png") as rgba:
+        assert image.mode == "P" and image.size == rgba.size
+    assert (tmp_path / "plot.png").stat().st_size < 0.6 * (tmp_path / "rgba.png").stat().st_size
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plot.png", "rgba.png"]  # no temporaries
+
+
 def test_write_table_roundtrip(tmp_path):
     df = pd.DataFrame(
         {

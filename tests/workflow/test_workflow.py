@@ -1,7 +1,9 @@
 """The tiny default workflow end to end, plus dry runs of the profiles and bad-input handling."""
 
+import base64
 import json
 import re
+import zipfile
 
 import pandas as pd
 import pytest
@@ -40,7 +42,8 @@ def test_tiny_default_recovers_connectivity_and_types(tiny_run):
     csv = pd.read_csv(tiny_run / "results/summary/runs.csv")
     assert len(csv) == 4
     assert (
-        "## Best run per (model, sparsity)" in (tiny_run / "results/summary/summary.md").read_text()
+        "## Best run per (model, filling factor)"
+        in (tiny_run / "results/summary/summary.md").read_text()
     )
 
 
@@ -175,22 +178,53 @@ def test_regenerate_ignores_edited_training_configs(tiny_run, repo_root):
         cfg.write_text(original)
 
 
+def _embedded(html: str) -> dict[str, bytes]:
+    """The files a self-contained Snakemake report embeds, by file name (base64 data URIs)."""
+    found = re.findall(
+        r"data:([\w/+.-]+);charset=[^;]*;filename=([^;]+);base64,([A-Za-z0-9+/=]+)", html
+    )
+    return {name: base64.b64decode(data) for _, name, data in found}
+
+
 @pytest.mark.slow
 def test_html_report(tiny_run, run_snakemake):
     res = run_snakemake(tiny_run, "--report", "results/report.html")
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     html = (tiny_run / "results/report.html").read_text(errors="replace")
-    assert len(html) > 100_000
-    for text in (
-        "connectivity_R2",
-        "sparsity_landscape",
-        "W_scatter",
-        "per_type_R2",
-        "rollout",
-        "simulation.png",
-        "Simulations",
-    ):
-        assert text in html, text
+    files = _embedded(html)
+    # the summary tables are inline HTML tables (besides their CSV downloads)
+    runs = files["runs.html"].decode()
+    assert "<h1>All runs</h1>" in runs and "<th>filling factor</th>" in runs
+    assert runs.count("<tr>") == 1 + 4 and "diverge" in runs
+    assert "<th>converged</th>" in files["classification.html"].decode()
+    assert "<h1>Best run per (model, filling factor)</h1>" in files["best.html"].decode()
+    assert {"runs.csv", "best.csv", "classification.csv"} <= set(files)
+    assert "sparsity_landscape.html" in files  # analysis tables inline too
+    # the title page shows the grid, not a template
+    assert "{model} x {sparsity}" not in html and "filling factors: 1, 0.5" in html
+    assert "training configurations: default, diverge" in html
+    # the new plots are real figures (PNG, not tiny); no placeholder for a plot with nothing to
+    # show (one cfg per cell: no training parameter varies)
+    for name in ("W_scatter.png", "per_type_R2.png", "rollout.png", "simulation.png"):
+        png = files[name]
+        assert png.startswith(b"\x89PNG") and len(png) > 10_000, (name, len(png))
+    assert not any(name.startswith("metric_vs_params") for name in files)
+    assert not list((tiny_run / "results/summary/analysis").glob("metric_vs_params*"))
+
+
+@pytest.mark.slow
+def test_zip_report(tiny_run, run_snakemake):
+    """--report report.zip: the same report with the files beside report.html, not inlined."""
+    res = run_snakemake(tiny_run, "--report", "results/report.zip")
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    with zipfile.ZipFile(tiny_run / "results/report.zip") as archive:
+        names = archive.namelist()
+        index = next(n for n in names if n.endswith("/report.html"))
+        page = archive.read(index).decode()
+        tables = [n for n in names if n.endswith("/runs.html")]
+        assert len(tables) == 1 and "<th>filling factor</th>" in archive.read(tables[0]).decode()
+    assert sum(n.endswith(".png") for n in names) >= 2 * 6 + 2  # run plots of the ok runs, sims
+    assert "data:image/png" not in page  # the plots are files beside report.html, not inlined
 
 
 def test_dry_run_counts_jobs(tmp_path, repo_root, run_snakemake):

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..io import atomic_path
+from ..io import save_png
 from .columns import is_ok, numeric
 from .stats import filling_factors, param_label, value_text, varying_params
 from .tables import CLASSIFICATIONS
@@ -44,8 +44,7 @@ def _save(fig, path: str | os.PathLike) -> Path:
     path = Path(path)
     try:
         fig.tight_layout()
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=110)
+        save_png(fig, path, dpi=110)
     finally:
         plt.close(fig)
     return path

@@ -16,7 +16,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from ..io import atomic_path  # noqa: E402
+from ..io import save_png  # noqa: E402
 from .metrics import linear_fit_r2  # noqa: E402
 
 MAX_LEGEND_TYPES = 20
@@ -26,8 +26,7 @@ def _save(fig, path: str | Path) -> None:
     """Save ``fig`` as PNG at ``path`` atomically and close it."""
     try:
         fig.tight_layout()
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=120)
+        save_png(fig, path, dpi=120)
     finally:
         plt.close(fig)
 

@@ -195,5 +195,9 @@ def test_plot_loss(tmp_path):
     df = pd.DataFrame({"iteration": np.arange(10), "epoch": 0, "loss": np.geomspace(1, 1e-3, 10)})
     plots.plot_loss(df, tmp_path / "loss.png")
     _assert_png(tmp_path / "loss.png")
+    # nothing to plot: no placeholder image, and an earlier plot is removed
+    (tmp_path / "empty.png").write_bytes(b"old")
     plots.plot_loss(pd.DataFrame(columns=["iteration", "loss"]), tmp_path / "empty.png")
-    _assert_png(tmp_path / "empty.png")
+    assert not (tmp_path / "empty.png").exists()
+    plots.plot_loss(pd.DataFrame({"iteration": [0, 1], "loss": [np.nan, np.inf]}), tmp_path / "e")
+    assert not (tmp_path / "e").exists()

@@ -255,14 +255,13 @@ def plot_mlp_curves(
 def plot_loss(loss_df: pd.DataFrame, path: str | Path) -> None:
     """Training loss against iteration on a log y-axis.
 
-    Non-finite losses are dropped; a linear axis is used if some loss is not positive.  An empty
-    table gives a figure that says "no loss recorded".
+    Non-finite losses are dropped; a linear axis is used if some loss is not positive.  Without
+    any finite loss (a run that diverged at once) no file is written, and an earlier one is
+    removed: no placeholder image in the report.
     """
-    fig, ax = plt.subplots(figsize=(6, 4))
     df = pd.DataFrame() if loss_df is None else loss_df
     if df.empty or "loss" not in df.columns:
-        _message(ax, "no loss recorded")
-        _save(fig, path)
+        Path(path).unlink(missing_ok=True)
         return
     loss = pd.to_numeric(df["loss"], errors="coerce").to_numpy(dtype=np.float64)
     if "iteration" in df.columns:
@@ -271,9 +270,9 @@ def plot_loss(loss_df: pd.DataFrame, path: str | Path) -> None:
         it = np.arange(loss.size, dtype=np.float64)
     keep = np.isfinite(loss) & np.isfinite(it)
     if not np.any(keep):
-        _message(ax, "no loss recorded")
-        _save(fig, path)
+        Path(path).unlink(missing_ok=True)
         return
+    fig, ax = plt.subplots(figsize=(6, 4))
     it, loss = it[keep], loss[keep]
     ax.plot(it, loss, lw=1.0)
     if np.all(loss > 0):

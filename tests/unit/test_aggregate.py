@@ -412,6 +412,10 @@ def test_html_table_is_readable_and_escaped():
 
 
 def test_markdown_and_html_views_say_filling_factor_data_files_keep_sparsity(tmp_path):
+    from connectome_gnn.aggregate.output import display_view
+
+    both = pd.DataFrame({"sparsity": ["0.5"], "filling_factor": [0.5], "n": [1]})
+    assert list(display_view(both).columns) == ["filling factor", "n"]  # not shown twice
     df = pd.DataFrame({"model": ["m"], "sparsity": ["0.5"], "extra": [1.0]})
     paths = write_table(df, tmp_path / "t", markdown_columns=["model", "sparsity"], title="T")
     header = paths["md"].read_text().splitlines()[0].split("|")[1:-1]

@@ -71,8 +71,11 @@ def _cell(value: Any, floatfmt: str) -> str:
 
 def display_view(df: pd.DataFrame, columns: Sequence[str] | None = None) -> pd.DataFrame:
     """The columns of ``df`` people should see (``columns``, those present, in that order; all
-    when None), renamed with :data:`COLUMN_LABELS`."""
+    when None), renamed with :data:`COLUMN_LABELS`; the numeric ``filling_factor`` is left out
+    beside ``sparsity``, which shows the same filling factor as the run layout writes it."""
     view = df if columns is None else df[[c for c in columns if c in df]]
+    if "sparsity" in view and "filling_factor" in view:  # the same value as a number
+        view = view.drop(columns="filling_factor")
     return view.rename(columns=COLUMN_LABELS)
 
 

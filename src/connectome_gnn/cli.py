@@ -35,14 +35,15 @@ def _snakemake() -> str:
 
 
 def failed_runs(results: str | Path) -> list[Path]:
-    """train_info.json files under ``results`` whose status is not ok (unreadable ones count)."""
+    """train_info.json files under ``results`` whose status is not ok (unreadable ones count;
+    a run pruned by an exploration is not failed: it resumes with ``explore --resume-pruned``)."""
     out = []
     for path in sorted(Path(results).glob(f"{RUN_GLOB}/{TRAIN}/{TRAIN_INFO}")):
         try:
             status = read_json(path).get("status")
         except DataError:
             status = "unreadable"
-        if status != "ok":
+        if status not in ("ok", "pruned"):
             out.append(path)
     return out
 
@@ -93,6 +94,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="first train again the nodes whose status is failed (from scratch), then go on; "
         "with --iterations 0 only those",
+    )
+    p_exp.add_argument(
+        "--resume-pruned",
+        nargs="*",
+        type=int,
+        default=None,
+        metavar="NODE",
+        help="first train the pruned nodes (all, or the given node ids) to their end, from "
+        "their checkpoints; with --iterations 0 only those",
     )
     p_add.add_argument("train_config", help="a training config YAML (train schema)")
     p_add.add_argument("--parent", type=int, default=None, help="parent node id")
@@ -151,7 +161,11 @@ def _explore(args) -> int:
             explorer.tree.save()
             print(f"added node {node.node_id} ({explorer.tree.cfg_name(node)})")
         else:
-            n = explorer.run(args.iterations, rerun_failed=args.rerun_failed)
+            n = explorer.run(
+                args.iterations,
+                rerun_failed=args.rerun_failed,
+                resume_pruned=args.resume_pruned,
+            )
             print(f"{explorer.tree.name}: {n} run(s) trained; see {explorer.directory}")
     except (ConfigError, DataError) as exc:
         print(f"ERROR: {exc}", file=sys.stderr)

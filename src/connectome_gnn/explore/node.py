@@ -59,7 +59,7 @@ __all__ = [
 
 STATUSES = ("pending", "running", "ok", "failed", "pruned")
 FINISHED = ("ok", "failed", "pruned")
-SOURCES = ("root", "ucb", "manual", "external")
+SOURCES = ("root", "ucb", "tpe", "manual", "external")
 
 
 class ExplorationError(DataError):

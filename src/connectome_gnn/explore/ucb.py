@@ -93,6 +93,8 @@ def bonus_score(form: str, score: float, visits: int, total: int, c: float) -> f
 def _settings(tree: ExplorationTree, c: float | None, form: str | None, block: int | None):
     c = float(tree.experiment["ucb_c"] if c is None else c)
     form = tree.experiment["form"] if form is None else form
+    if form == "optuna-tpe":  # TPE proposes; the table shows the UCB formula for information
+        form = "ucb"
     if form not in FORMS:
         raise ValueError(f"form must be one of {', '.join(FORMS)}, got {form!r}")
     block = tree.current_block() if block is None else block

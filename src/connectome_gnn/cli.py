@@ -9,7 +9,8 @@ jobs and everything downstream), leaving every finished run untouched::
 iterations, resuming where it stopped (``--rerun-failed`` first trains its failed nodes again,
 from scratch, and leaves every finished node untouched); ``explore-report`` regenerates its
 tables and plots from the metrics files only; ``explore-add`` adds a hand-written (or
-agent-written) training config as a node, which the next ``explore`` trains first::
+agent-written) training config as a node, which the next ``explore`` trains first; ``status``
+prints the live state of its current batch (run by run, from the files the runs write)::
 
     connectome-gnn explore config/experiments/sparsity_landscape.yaml --iterations 8 -- \
         --profile profiles/slurm
@@ -35,14 +36,15 @@ def _snakemake() -> str:
 
 
 def failed_runs(results: str | Path) -> list[Path]:
-    """train_info.json files under ``results`` whose status is not ok (unreadable ones count)."""
+    """train_info.json files under ``results`` whose status is not ok (unreadable ones count;
+    a run pruned by an exploration is not failed: it resumes with ``explore --resume-pruned``)."""
     out = []
     for path in sorted(Path(results).glob(f"{RUN_GLOB}/{TRAIN}/{TRAIN_INFO}")):
         try:
             status = read_json(path).get("status")
         except DataError:
             status = "unreadable"
-        if status != "ok":
+        if status not in ("ok", "pruned"):
             out.append(path)
     return out
 
@@ -69,7 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
     p_exp = sub.add_parser("explore", help="run N more iterations of an exploration")
     p_rep = sub.add_parser("explore-report", help="regenerate an exploration's tables and plots")
     p_add = sub.add_parser("explore-add", help="add a training config YAML as an exploration node")
-    for p in (p_exp, p_rep, p_add):
+    p_status = sub.add_parser(
+        "status",
+        help="the live state of an exploration's current batch (reads only the runs' files)",
+    )
+    for p in (p_exp, p_rep, p_add, p_status):
         p.add_argument("experiment", help="experiment YAML (config/experiments/*.yaml)")
         p.add_argument(
             "--config", default="config/config.yaml", help="workflow config (default: %(default)s)"
@@ -94,6 +100,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="first train again the nodes whose status is failed (from scratch), then go on; "
         "with --iterations 0 only those",
     )
+    p_exp.add_argument(
+        "--resume-pruned",
+        nargs="*",
+        type=int,
+        default=None,
+        metavar="NODE",
+        help="first train the pruned nodes (all, or the given node ids) to their end, from "
+        "their checkpoints; with --iterations 0 only those",
+    )
     p_add.add_argument("train_config", help="a training config YAML (train schema)")
     p_add.add_argument("--parent", type=int, default=None, help="parent node id")
     return parser
@@ -111,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command.startswith("explore"):
         args.snakemake_args = passthrough
         return _explore(args)
+    if args.command == "status":
+        return _status(args)
     if args.command == "regenerate":
         exe = _snakemake()
         # mtime triggers only: edited training code/configs must not make Snakemake retrain
@@ -136,6 +153,24 @@ def main(argv: list[str] | None = None) -> int:
     return 1  # not reached
 
 
+def _status(args) -> int:
+    from .config import ConfigError, load_yaml
+    from .explore.experiment import load_experiment
+    from .explore.status import format_status
+    from .explore.tree import ExplorationTree
+    from .families.workflow_config import load_workflow_config
+
+    try:
+        name = load_experiment(args.experiment)["name"]
+        workflow = load_workflow_config(load_yaml(args.config), source=str(args.config))
+        tree = ExplorationTree.load(Path(args.root) / name)
+        sys.stdout.write(format_status(tree, workflow["results_dir"]))
+    except (ConfigError, DataError) as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _explore(args) -> int:
     from .config import ConfigError
     from .explore.driver import Explorer
@@ -151,7 +186,11 @@ def _explore(args) -> int:
             explorer.tree.save()
             print(f"added node {node.node_id} ({explorer.tree.cfg_name(node)})")
         else:
-            n = explorer.run(args.iterations, rerun_failed=args.rerun_failed)
+            n = explorer.run(
+                args.iterations,
+                rerun_failed=args.rerun_failed,
+                resume_pruned=args.resume_pruned,
+            )
             print(f"{explorer.tree.name}: {n} run(s) trained; see {explorer.directory}")
     except (ConfigError, DataError) as exc:
         print(f"ERROR: {exc}", file=sys.stderr)

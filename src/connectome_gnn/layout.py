@@ -6,13 +6,15 @@ Under the results directory::
         activity.zarr  connectivity.npz  neurons.csv  simulation.json  simulation.png
     {model}/{sparsity}/{cfg}/seed{seed}/         a run
         train/  model.pt  checkpoint.pt  loss.csv  train_info.json  run_config.json
+                (explorations with score reports: score_request.json  scores.csv
+                 prune_decision.json)
         metrics.json  plots/
     summary/                                     the aggregate tables
         {runs,best,replicates,classification}.{parquet,csv,md}  summary.md  analysis/
     logs/{stage}/...  benchmarks/train/...
     explorations/{name}/                         an exploration (connectome_gnn.explore)
         nodes.yaml  configs/{cfg}.yaml  workflow.yaml  ucb_scores.*  iteration_log.md
-        iterations.*  summary/
+        iterations.*  summary/  optuna.journal (form optuna-tpe)
 
 ``sparsity`` is the filling factor as :func:`format_sparsity` writes it (``1``, ``0.5``).
 :func:`simulation_dir`, :func:`run_dir` and :func:`train_dir` format these paths,
@@ -43,6 +45,11 @@ FAILED_CHECKPOINT = "checkpoint.failed.pt"
 LOSS = "loss.csv"
 TRAIN_INFO = "train_info.json"
 RUN_CONFIG = "run_config.json"
+#: score reports at checkpoints (explorations): the request an exploration writes into the train
+#: directory before the run, the scores the run reports, and the prune decision it then obeys
+SCORE_REQUEST = "score_request.json"
+SCORES = "scores.csv"
+PRUNE_DECISION = "prune_decision.json"
 
 # -- files of a run directory
 METRICS = "metrics.json"
@@ -61,6 +68,7 @@ NODES = "nodes.yaml"
 EXPLORATION_CONFIGS = "configs"
 EXPLORATION_WORKFLOW = "workflow.yaml"
 UCB_SCORES = "ucb_scores"
+OPTUNA_JOURNAL = "optuna.journal"
 ITERATION_LOG = "iteration_log.md"
 ITERATIONS = "iterations"
 EXPLORATION_TREE_PLOT = "exploration_tree.png"  # in the exploration's summary/

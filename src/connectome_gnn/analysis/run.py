@@ -139,13 +139,15 @@ def data_losses(sim: Simulation, model, truth, device) -> dict:
 
 
 def read_train_info(path: Path) -> dict:
-    """train_info.json, checked: a status of ok/failed and the keys the analysis needs."""
+    """train_info.json, checked: a status of ok/failed/pruned and the keys the analysis needs
+    (a pruned run is analysed like a finished one; its metrics keep the status pruned)."""
     info = read_json(path)
     if not isinstance(info, dict):
         raise DataError(f"{path}: expected a JSON object")
-    if info.get("status") not in ("ok", "failed"):
+    if info.get("status") not in ("ok", "failed", "pruned"):
         raise DataError(
-            f"{path}: field 'status' must be 'ok' or 'failed', got {info.get('status')!r}"
+            f"{path}: field 'status' must be 'ok', 'failed' or 'pruned' (stopped early by an "
+            f"exploration), got {info.get('status')!r}"
         )
     xnorm = info.get("xnorm")
     if not isinstance(xnorm, int | float) or not np.isfinite(xnorm) or xnorm <= 0:

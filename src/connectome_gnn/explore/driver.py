@@ -13,6 +13,16 @@ after Snakemake's retries) becomes a failed node, and the exploration goes on.
 checkpoints are set aside (checkpoint.failed.pt) and Snakemake is asked to force-rerun their
 train jobs (``--forcerun`` on their train_info.json; missing outputs are rebuilt anyway), so
 they train from scratch; finished nodes are not touched.
+
+Pruning (the experiment's ``pruning``, :mod:`.pruning`): before a batch runs, every run of it
+gets a ``score_request.json`` in its train directory (:func:`.checkpoint_score.write_request`)
+with the rule, the experiment's score weights, the fractions to report at, and the score
+curves (``scores.csv``) of the nodes of its block that finished, ok or pruned, in earlier
+batches: its references, frozen there.  The training reports its score at those fractions
+and stops with status ``pruned`` when the rule says so (the decision is taken in the scorer
+run by the training, so the driver needs no polling).  ``run(resume_pruned=...)`` trains
+pruned nodes to their end: they become pending with ``no_pruning`` (their request only
+reports), and their train jobs are forced, so that they resume from their checkpoints.
 """
 
 from __future__ import annotations
@@ -30,10 +40,12 @@ from ..aggregate.report import exploration_summary
 from ..config import ConfigError, load_yaml
 from ..families.workflow_config import load_workflow_config
 from ..io import atomic_path
+from .checkpoint_score import read_curve, write_request
 from .experiment import load_experiment
 from .log import write_log
 from .node import ExplorationError, Node
 from .propose import propose_batch, write_configs
+from .pruning import report_fractions
 from .tree import ExplorationTree
 from .ucb import write_ucb_scores
 
@@ -53,6 +65,12 @@ def run_dir(results: str, node: Node, cfg: str) -> Path:
     """The run directory of ``node`` trained with the configuration named ``cfg``."""
     sim = node.sim
     return layout.run_dir(results, sim["model"], sim["sparsity"], cfg, sim.get("seed", 0))
+
+
+def sim_dir(results: str, node: Node) -> Path:
+    """The simulation directory of ``node``'s block."""
+    sim = node.sim
+    return layout.simulation_dir(results, sim["model"], sim["sparsity"], sim.get("seed", 0))
 
 
 class Explorer:
@@ -111,9 +129,48 @@ class Explorer:
             tmp.write_text(yaml.safe_dump(cfg, sort_keys=False))
         return path
 
+    def train_dir(self, node: Node) -> Path:
+        return run_dir(self.results, node, self.tree.cfg_name(node)) / layout.TRAIN
+
+    def references(self, node: Node) -> dict[int, dict[float, float]]:
+        """The score curves of the nodes of ``node``'s block that finished (ok or pruned) in an
+        earlier batch: the runs the pruning rule compares ``node`` with."""
+        out = {}
+        for other in self.tree.block_nodes(node.block):
+            if other.batch < node.batch and other.status in ("ok", "pruned"):
+                curve = read_curve(self.train_dir(other))
+                if curve:
+                    out[other.node_id] = curve
+        return out
+
+    def write_score_requests(self, nodes: list[Node]) -> list[Path]:
+        """The ``score_request.json`` of each node's run (none when pruning is off: a request
+        left by an earlier setting is removed)."""
+        settings = self.tree.experiment.get("pruning")
+        if settings is None:
+            for node in nodes:
+                (self.train_dir(node) / layout.SCORE_REQUEST).unlink(missing_ok=True)
+            return []
+        paths = []
+        for node in nodes:
+            pruning = None if node.no_pruning else settings
+            paths.append(
+                write_request(
+                    self.train_dir(node),
+                    node=node.node_id,
+                    sim_dir=sim_dir(self.results, node),
+                    score_weights=self.tree.score_weights,
+                    pruning=pruning,
+                    fractions=report_fractions(settings),
+                    references={} if pruning is None else self.references(node),
+                )
+            )
+        return paths
+
     def run_batch(self, nodes: list[Node]) -> int:
         """Train and analyse ``nodes`` with Snakemake, then record their metrics."""
         write_configs(self.tree, nodes)
+        self.write_score_requests(nodes)
         for node in nodes:
             self.tree.set_status(node.node_id, "running")
         self.tree.save()
@@ -179,18 +236,48 @@ class Explorer:
                 infos.append(info)
             self.tree.set_status(node.node_id, "pending")
         layout.set_aside_checkpoints(infos)
-        self.forcerun = infos
+        self.forcerun += infos
         self.tree.save()
         return failed
 
-    def run(self, iterations: int | None = None, rerun_failed: bool = False) -> int:
-        """Run unfinished nodes (with ``rerun_failed`` also the failed ones, from scratch), then
-        new batches until at least ``iterations`` more runs were proposed (None: until every
-        block is done; batches are kept whole).  Returns the number of runs trained."""
+    def reset_pruned(self, node_ids: Sequence[int] | None = None) -> list[Node]:
+        """Make pruned nodes (all, or those of ``node_ids``) pending with ``no_pruning``, their
+        train jobs forced: they resume from their checkpoints and train to their end."""
+        pruned = [n for n in self.tree.nodes if n.status == "pruned"]
+        if node_ids:
+            wanted = {int(i) for i in node_ids}
+            bad = sorted(wanted - {n.node_id for n in pruned})
+            if bad:
+                raise ExplorationError(
+                    f"{self.tree.path}: node(s) {', '.join(map(str, bad))} not pruned"
+                )
+            pruned = [n for n in pruned if n.node_id in wanted]
+        for node in pruned:
+            node.no_pruning = True
+            self.tree.set_status(node.node_id, "pending")
+            info = self.train_dir(node) / layout.TRAIN_INFO
+            if info.is_file():
+                self.forcerun.append(info)
+        self.tree.save()
+        return pruned
+
+    def run(
+        self,
+        iterations: int | None = None,
+        rerun_failed: bool = False,
+        resume_pruned: Sequence[int] | None = None,
+    ) -> int:
+        """Run unfinished nodes (with ``rerun_failed`` also the failed ones, from scratch; with
+        ``resume_pruned`` (node ids, [] = all) the pruned ones, to their end), then new batches
+        until at least ``iterations`` more runs were proposed (None: until every block is done;
+        batches are kept whole).  Returns the number of runs trained."""
         done = 0
         if rerun_failed:
             failed = self.reset_failed()
             print(f"rerunning {len(failed)} failed node(s) of {self.tree.name}", file=sys.stderr)
+        if resume_pruned is not None:
+            resumed = self.reset_pruned(resume_pruned)
+            print(f"resuming {len(resumed)} pruned node(s) of {self.tree.name}", file=sys.stderr)
         pending = self.unfinished()
         if pending:
             print(

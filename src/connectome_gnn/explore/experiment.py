@@ -15,7 +15,9 @@ Resolved keys added to the validated experiment:
 ``score_weights``
     never null;
 ``space``
-    the resolved parameter space (``{name: {type, low, high, ...}}``).
+    the resolved parameter space (``{name: {type, low, high, ...}}``);
+``pruning``
+    null, or the pruning settings with every default filled (:mod:`.pruning`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from typing import Any
 from ..aggregate import scores
 from ..config import ConfigError, format_sparsity, load_train_config, load_yaml, validate
 from .mutate import ParamSpec, default_space, resolve_space, space_to_dict
+from .pruning import resolve_settings
 
 __all__ = ["family_score_weights", "load_experiment", "space_of"]
 
@@ -104,6 +107,7 @@ def load_experiment(
             source=source,
         )
     exp["space"] = space_to_dict(space)
+    exp["pruning"] = resolve_settings(exp.get("pruning"), source=source)
     return exp
 
 

@@ -14,7 +14,8 @@ reference logs do::
     Mutation: coeff_W_L1: 5E-5 -> 3E-5
 
 The status after ``## Iter N:`` is the classification (converged / partial-W / partial-E /
-partial / failed, seed-004 thresholds) of a finished node, else ``pending`` / ``running``.
+partial / failed, seed-004 thresholds) of a finished node, ``pruned`` for a pruned one, else
+``pending`` / ``running``.
 ``parent=root`` marks a node without parent in its block.  Failed nodes get a ``Reason:``
 line.  The reference's ``Next: parent=P`` line is not written: parents are chosen per batch
 by UCB and recorded on the children.
@@ -132,7 +133,7 @@ def _entry(tree: ExplorationTree, node: Node, params: list[str]) -> list[str]:
         lines.append(f"Mutation: (root: {node.note or 'base configuration'})")
     else:
         lines.append(f"Mutation: (same configuration as node {node.parent})")
-    if node.status == "failed":
+    if node.status in ("failed", "pruned"):
         lines.append(f"Reason: {node.reason or 'unknown'}")
     if node.note and node.parent is not None:
         lines.append(f"Note: {node.note}")

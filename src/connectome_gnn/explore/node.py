@@ -9,6 +9,18 @@ becomes a node with status ``failed``, a ``reason`` and score 0 (the reference r
 R2 as 0).  Failed nodes keep counting as visits of their parents but are not picked as
 parents unless no node of the block succeeded (see :mod:`.ucb`).
 
+Pruned nodes
+------------
+With ``pruning`` set, a run whose intermediate score cannot win is stopped (:mod:`.pruning`):
+its node has status ``pruned``, a ``reason``, the metrics of the weights it stopped with and
+their score (the last score it reported).  A pruned node is finished: it counts as a visit of
+its parents like every node, and UCB treats it like a failed one: it is not picked as a
+parent unless ``allow_failed_parents`` is set or no node of the block is ``ok`` (its score is
+that of an unfinished training, so it would be unfair to mutate it, and the rule judged it
+unable to win).  It is never the best node of a block (``carry_best`` takes an ok node).
+``explore --resume-pruned`` trains it to its end from its checkpoint (``no_pruning`` is then
+set on the node, so that the rule does not stop it again).
+
 Visits (reference-compatible)
 -----------------------------
 ``visits(k) = 1 + number of descendants of k`` among the nodes of k's block (:func:`compute_visits`):
@@ -45,9 +57,9 @@ __all__ = [
     "config_diff",
 ]
 
-STATUSES = ("pending", "running", "ok", "failed")
-FINISHED = ("ok", "failed")
-SOURCES = ("root", "ucb", "manual", "external")
+STATUSES = ("pending", "running", "ok", "failed", "pruned")
+FINISHED = ("ok", "failed", "pruned")
+SOURCES = ("root", "ucb", "tpe", "manual", "external")
 
 
 class ExplorationError(DataError):
@@ -82,6 +94,8 @@ NODE_SCHEMA: dict = {
         "metrics": {"type": "object", "default": {}},
         "score": {"type": ["number", "null"], "default": None},
         "note": {"type": ["string", "null"], "default": None},
+        "no_pruning": {"type": "boolean", "default": False},
+        "trial": {"type": ["integer", "null"], "minimum": 0, "default": None},
     },
 }
 
@@ -94,7 +108,8 @@ class Node:
     ``config`` is the full training configuration (train schema, defaults filled); ``sim`` the
     block's simulation settings (``model``, ``sparsity``, ``seed``); ``status`` one of
     :data:`STATUSES`; ``source`` one of :data:`SOURCES`; ``note`` free text (e.g. where a block
-    root came from).
+    root came from); ``no_pruning``: train to the end whatever the pruning rule says (a pruned
+    node resumed on request); ``trial``: the Optuna trial number (form ``optuna-tpe``).
     """
 
     node_id: int
@@ -112,6 +127,8 @@ class Node:
     metrics: dict = field(default_factory=dict)
     score: float | None = None
     note: str | None = None
+    no_pruning: bool = False
+    trial: int | None = None
 
     @property
     def finished(self) -> bool:
@@ -119,8 +136,9 @@ class Node:
 
     @property
     def classification(self) -> str:
-        """converged / partial-W / partial-E / partial / failed (seed-004 thresholds)."""
-        if not self.finished:
+        """converged / partial-W / partial-E / partial / failed (seed-004 thresholds), or the
+        status of an unfinished or pruned node."""
+        if not self.finished or self.status == "pruned":
             return self.status
         return classify(
             self.metrics.get("connectivity_R2"), self.metrics.get("cluster_accuracy"), self.status
@@ -148,6 +166,8 @@ class Node:
                 "metrics": self.metrics,
                 "score": self.score,
                 "note": self.note,
+                "no_pruning": self.no_pruning,
+                "trial": self.trial,
             }
         )
 

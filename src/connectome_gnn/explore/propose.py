@@ -17,6 +17,9 @@ the tree and the experiment: the same tree gives the same batch.  Each proposed 
 is validated against ``train.schema.yaml``.  Once every block has its iterations the result is
 an empty list.
 
+With ``form: optuna-tpe`` the slots after the root are drawn by Optuna's TPE sampler instead
+(:mod:`.optuna_tpe`; their parent is the block's root).
+
 Call ``tree.save()`` after proposing; :func:`write_configs` writes the nodes' training
 configurations as ``<cfg>.yaml`` files usable as a ``train_config_dir``.
 """
@@ -36,10 +39,13 @@ from ..text import format_mutation, plain
 from .experiment import space_of
 from .mutate import ParamSpec, mutate, slot_rng
 from .node import Node
+from .optuna_tpe import tpe_configs
 from .tree import ExplorationTree
 from .ucb import select_parents
 
 __all__ = ["propose_batch", "write_configs"]
+
+TPE = "optuna-tpe"
 
 
 def propose_batch(
@@ -103,6 +109,7 @@ def propose_batch(
         new.append(node)
         return node
 
+    form = exp["form"] if form is None else form
     if not existing:
         base = tree.blocks[block]["train"]
         note = f"base configuration of block {block}"
@@ -113,10 +120,30 @@ def propose_batch(
         root = make(0, None, dict(base), [], source="root", note=note)
         parents: list[Node] = [root] * (k - 1)
         first_slot = 1
+    elif form == TPE:
+        root = next((n for n in existing if n.source == "root"), existing[0])
+        parents, first_slot = [root] * k, 0
     else:
         ids = select_parents(tree, k, c=c, form=form, block=block)
         parents = [tree[i] for i in ids]
         first_slot = 0
+
+    if form == TPE and parents:
+        drawn = tpe_configs(
+            tree.directory,
+            tree.name,
+            block,
+            existing,
+            parents[0].config,
+            space,
+            len(parents),
+            seed,
+            int(exp.get("tpe_startup_trials", 4)),
+        )
+        for offset, (config, mutation, trial) in enumerate(drawn):
+            node = make(first_slot + offset, parents[0], config, mutation, source="tpe")
+            node.trial = trial
+        parents = []
 
     tried: dict[int, set[str]] = {}  # parameters already mutated from each parent in this batch
     for offset, parent in enumerate(parents):

@@ -348,7 +348,8 @@ class ExplorationTree:
         )
 
     def set_status(self, node_id: int, status: str, reason: str | None = None) -> Node:
-        """Set the status (e.g. ``running`` when submitted); ``failed`` sets score 0."""
+        """Set the status (e.g. ``running`` when submitted); ``failed`` sets score 0, ``pruned``
+        keeps the score."""
         if status not in STATUSES:
             raise ValueError(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
         node = self[node_id]
@@ -356,7 +357,7 @@ class ExplorationTree:
         node.reason = reason
         if status == "failed":
             node.score = 0.0
-        elif status != "ok":
+        elif status not in ("ok", "pruned"):
             node.score = None
         return node
 
@@ -370,7 +371,8 @@ class ExplorationTree:
         """Record a finished run from its ``metrics.json`` content.
 
         ``metrics=None`` (no metrics file) means failed.  The status is ``status`` if given,
-        else the file's ``status`` (``ok`` when absent).  An ok run lacking a finite value of a
+        else the file's ``status`` (``ok`` when absent); ``pruned`` (stopped by the pruning
+        rule) keeps the score of the metrics it stopped with.  An ok run lacking a finite value of a
         weighted metric becomes failed with a reason naming the metric.  Returns the node.
         """
         node = self[node_id]
@@ -379,7 +381,7 @@ class ExplorationTree:
             return self.set_status(node_id, "failed", reason or "no metrics")
         node.metrics = plain(dict(metrics))
         state = str(status or metrics.get("status") or "ok").strip().lower()
-        if state != "ok":
+        if state not in ("ok", "pruned"):
             return self.set_status(
                 node_id, "failed", reason or metrics.get("reason") or f"status {state}"
             )
@@ -389,8 +391,8 @@ class ExplorationTree:
             return self.set_status(
                 node_id, "failed", reason or f"missing or non-finite {', '.join(bad)}"
             )
-        node.status = "ok"
-        node.reason = reason
+        node.status = state
+        node.reason = reason or (metrics.get("reason") if state == "pruned" else None)
         node.score = score
         return node
 

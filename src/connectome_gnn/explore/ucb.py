@@ -18,8 +18,10 @@ several promising nodes instead of mutating the top node k times.
 Eligible parents are the ``ok`` nodes of the block.  Failed nodes have score 0 and still count
 as visits, but are only eligible when the experiment sets ``allow_failed_parents`` or when no
 node of the block succeeded (then every finished node is eligible, so that a block whose
-first batch failed moves on from the failed configurations).  Pending and running nodes are
-never parents.
+first batch failed moves on from the failed configurations).  Pruned nodes (stopped early by
+the pruning rule, :mod:`.pruning`) are treated the same way: they count as visits with the
+score they stopped with (shown in the table with ``status=pruned``) and are parents only
+under the same two conditions.  Pending and running nodes are never parents.
 """
 
 from __future__ import annotations
@@ -91,6 +93,8 @@ def bonus_score(form: str, score: float, visits: int, total: int, c: float) -> f
 def _settings(tree: ExplorationTree, c: float | None, form: str | None, block: int | None):
     c = float(tree.experiment["ucb_c"] if c is None else c)
     form = tree.experiment["form"] if form is None else form
+    if form == "optuna-tpe":  # TPE proposes; the table shows the UCB formula for information
+        form = "ucb"
     if form not in FORMS:
         raise ValueError(f"form must be one of {', '.join(FORMS)}, got {form!r}")
     block = tree.current_block() if block is None else block

@@ -1,17 +1,33 @@
 """The resumable state of a training: its identity (config hash), the checkpoint file and the
-loss log that travels with it."""
+loss log that travels with it; and the score reports an exploration may ask for at checkpoints.
+
+Score reports (:class:`ScoreReports`): when the train directory holds a ``score_request.json``
+(written there by an exploration before the run; plain grids have none, so nothing changes for
+them), the training saves a checkpoint at each requested fraction of its iterations and runs
+the request's scorer, ``python -m <scorer> <train_dir> <iterations done> <total> <xnorm>``, in
+a separate process (so the training's state and random streams are untouched, and the trainer
+needs nothing above its own layer).  The scorer computes the exploration's score from the
+checkpoint's weights, appends it to ``scores.csv`` and, when its rule says the run cannot win,
+writes ``prune_decision.json`` naming that iteration; the training then stops with status
+``pruned``, keeping the checkpoint, from which it resumes when it is run again.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
 import torch
 
 from ..errors import DataError
-from ..io import atomic_path
+from ..io import atomic_path, read_json
+from ..layout import PRUNE_DECISION, SCORE_REQUEST
 
 LOSS_COLUMNS = ["iteration", "epoch", "loss", "data_loss"]
 
@@ -92,3 +108,57 @@ class LossLog:
 
     def final_loss(self) -> float:
         return float(self.records[-1]["loss"]) if self.records else float("nan")
+
+
+_MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+class ScoreReports:
+    """The score reports a run was asked for: ``positions`` (iterations done -> report)."""
+
+    def __init__(self, out_dir: Path, scorer: str, positions: set[int]):
+        self.out_dir, self.scorer, self.positions = Path(out_dir), scorer, set(positions)
+
+    @classmethod
+    def requested(cls, out_dir: Path, total: int) -> ScoreReports | None:
+        """The reports of ``<out_dir>/score_request.json`` (None without the file): one at
+        ``ceil(fraction * total)`` iterations for each requested fraction."""
+        path = Path(out_dir) / SCORE_REQUEST
+        if not path.is_file():
+            return None
+        request = read_json(path)
+        scorer = request.get("scorer") if isinstance(request, dict) else None
+        if not isinstance(scorer, str) or not _MODULE.match(scorer):
+            raise DataError(f"{path}: field 'scorer' must be a module name, got {scorer!r}")
+        fractions = request.get("fractions")
+        if not isinstance(fractions, list) or not all(
+            isinstance(f, int | float) and 0 < f <= 1 for f in fractions
+        ):
+            raise DataError(f"{path}: field 'fractions' must be a list of numbers in (0, 1]")
+        positions = {min(total, max(1, math.ceil(f * total - 1e-9))) for f in fractions}
+        return cls(out_dir, scorer, positions)
+
+    def due(self, done: int) -> bool:
+        return done in self.positions
+
+    def report(self, done: int, total: int, xnorm: float) -> str | None:
+        """Run the scorer on the checkpoint just saved at ``done`` iterations; the reason to
+        stop when it decided to prune the run, else None.  A scorer that fails is logged and
+        the training goes on."""
+        cmd = [sys.executable, "-m", self.scorer, str(self.out_dir), str(done), str(total)]
+        cmd.append(repr(float(xnorm)))
+        rc = subprocess.run(cmd, check=False, stdout=sys.stderr).returncode
+        if rc != 0:
+            print(
+                f"score report at iteration {done} failed (exit {rc}); training goes on",
+                file=sys.stderr,
+                flush=True,
+            )
+            return None
+        path = self.out_dir / PRUNE_DECISION
+        if not path.is_file():
+            return None
+        decision = read_json(path)
+        if not isinstance(decision, dict) or decision.get("iteration") != done:
+            return None  # a decision of an earlier attempt
+        return str(decision.get("reason") or f"pruned at iteration {done}")

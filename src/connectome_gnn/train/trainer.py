@@ -7,8 +7,12 @@ Outputs in the run's train directory::
                       every ``checkpoint_every`` iterations, every ``checkpoint_minutes`` and
                       when a stop signal arrives (SIGTERM/SIGUSR1/SIGINT: time limit, preemption)
     loss.csv          iteration, epoch, loss, data_loss and each regulariser
-    train_info.json   status ok/failed (+ reason), wall time, iterations, frames/s, device
+    train_info.json   status ok/failed/pruned (+ reason), wall time, iterations, frames/s,
+                      device
     run_config.json   model, sparsity, cfg, seed, training and simulation settings
+    scores.csv        only when an exploration asked for score reports (score_request.json):
+                      the exploration's score at checkpoints (see :class:`.checkpoint.ScoreReports`);
+                      a run its scorer decides to prune stops there with status ``pruned``
 
 The parts: :mod:`.data` (the frames), :mod:`.checkpoint` (identity, resume, loss log),
 :mod:`.schedule` (iterations, learning rates, time budget, basis refresh), :mod:`.step` (one
@@ -35,7 +39,14 @@ from ..models.embedding import activity_embedding
 from ..progress import log_summary, progress_bar
 from ..simulate.data import Simulation
 from . import solver
-from .checkpoint import LossLog, config_hash, load_checkpoint, restore, save_checkpoint
+from .checkpoint import (
+    LossLog,
+    ScoreReports,
+    config_hash,
+    load_checkpoint,
+    restore,
+    save_checkpoint,
+)
 from .data import TrainingData, rollout_pred
 from .outputs import write_outputs, write_run_config
 from .schedule import (
@@ -77,6 +88,7 @@ class _Run:
         self.epoch, self.iteration, self.before_s = 0, 0, 0.0
         self.resumed: int | None = None
         self.monitor: Callable[[Any, int, float], None] | None = None
+        self.reports = ScoreReports.requested(out_dir, self.total)
         self.solver = {**cfg, **solver.settings(cfg)}
         self.solver_info: dict = {}
         if self.solving:  # W is set by the solver, and a fitted lin_edge is kept
@@ -233,7 +245,7 @@ def train_run(
         run.resolve()  # the final W for the final MLPs
     if status == "ok" and not all(torch.isfinite(p).all() for p in model.parameters()):
         status, reason = "failed", "non-finite parameters after training"
-    if status != "ok":
+    if status == "failed":
         model.load_state_dict(run.last_good)
 
     wall = budget.elapsed()
@@ -272,7 +284,8 @@ def train_run(
 
 def _loop(run: _Run, budget: TimeBudget, progress: bool | None) -> tuple:
     """The epochs and iterations of a run, from its resume position.  Returns (status, reason,
-    stopped_by, iterations done here); the last logged state is kept in ``run.last_good``."""
+    stopped_by, iterations done here); the last logged state is kept in ``run.last_good``.
+    Status ``pruned``: a score report (:func:`_report`) decided to stop the run."""
     cfg, model = run.cfg, run.model
     log_every = int(cfg["log_every"])
     ckpt_every = int(cfg["checkpoint_every"])
@@ -325,12 +338,18 @@ def _loop(run: _Run, budget: TimeBudget, progress: bool | None) -> tuple:
                         }
                         if run.monitor is not None:
                             run.monitor(model, global_it + 1, budget.elapsed())
-                    if (ckpt_every and (global_it + 1) % ckpt_every == 0) or (
-                        ckpt_seconds and time.perf_counter() - last_save >= ckpt_seconds
+                    report = run.reports is not None and run.reports.due(global_it + 1)
+                    if (
+                        report
+                        or (ckpt_every and (global_it + 1) % ckpt_every == 0)
+                        or (ckpt_seconds and time.perf_counter() - last_save >= ckpt_seconds)
                     ):
                         run.save(epoch, it + 1, budget)
                         last_save = time.perf_counter()
                     bar.update(1)
+                    if report and (pruned := _report(run, global_it + 1)):
+                        status, reason = "pruned", pruned
+                        break
                 if status != "ok":
                     break
                 if stopped:  # the time budget is spent: the run is finished
@@ -341,3 +360,12 @@ def _loop(run: _Run, budget: TimeBudget, progress: bool | None) -> tuple:
         finally:
             bar.close()
     return status, reason, stopped, done
+
+
+def _report(run: _Run, done: int) -> str | None:
+    """The score report at the checkpoint just saved after ``done`` iterations; the reason
+    to stop when the exploration's rule prunes the run there."""
+    reason = run.reports.report(done, run.total, run.data.xnorm)
+    if reason:
+        _log(f"pruned at iteration {done} of {run.total}: {reason}")
+    return reason

@@ -7,6 +7,14 @@ from pathlib import Path
 from typing import Any
 
 
+def edge_range(meta: dict, knot_scale: float = 1.0) -> tuple[float, float]:
+    """(u_max, scale) of a spline edge function: 1.2 x the largest |u| of the simulation and
+    ``knot_scale`` x the std of u (knots dense within it), from simulation.json."""
+    u_max = float(meta.get("activity_max_abs") or 10.0)
+    scale = knot_scale * float(meta.get("activity_std") or 1.0)
+    return 1.2 * max(u_max, 1e-3), max(scale, 1e-6)
+
+
 class Family(ABC):
     """One kind of circuit: simulator + learned model + metric readouts + schema.
 

@@ -37,7 +37,7 @@ import torch
 
 from ..config import ConfigError
 from ..simulate.flyvis.params import ACTIVE_STD  # over the training frames (tau_R2_active)
-from .base import Family
+from .base import Family, edge_range
 
 N_GRID = 64  # points per neuron of the lin_phi / lin_edge line fits
 N_GRAD_FRAMES = 32  # frames of the operating point: mean msg and x, median derivatives
@@ -169,6 +169,7 @@ class FlyVisFamily(Family):
             sim.n_neurons,
             cfg=train_cfg,
             generator=generator,
+            edge_range=edge_range(sim.meta, float(train_cfg.get("lin_edge_knot_scale", 1.0))),
         )
 
     def readouts(self, model, sim, u_range=None) -> dict:

@@ -8,15 +8,7 @@ import numpy as np
 import torch
 
 from ..config import ConfigError
-from .base import Family
-
-
-def edge_range(meta: dict, knot_scale: float = 1.0) -> tuple[float, float]:
-    """(u_max, scale) of a spline edge function: 1.2 x the largest |u| of the simulation and
-    ``knot_scale`` x the std of u (knots dense within it), from simulation.json."""
-    u_max = float(meta.get("activity_max_abs") or 10.0)
-    scale = knot_scale * float(meta.get("activity_std") or 1.0)
-    return 1.2 * max(u_max, 1e-3), max(scale, 1e-6)
+from .base import Family, edge_range
 
 
 class SignalFamily(Family):

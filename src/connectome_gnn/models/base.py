@@ -44,7 +44,7 @@ GNN_KEYS = (
 )
 #: newer constructor arguments with their defaults (absent from older configs, whose training
 #: identity must not change: see train.schema.yaml)
-GNN_OPTIONAL = {"lin_edge_form": "mlp", "lin_edge_knots": 96}
+GNN_OPTIONAL = {"lin_edge_form": "mlp", "lin_edge_knots": 96, "lin_phi_form": "mlp"}
 
 W_BASES = ("standard", "eigen")
 EMBEDDING_INITS = ("ones", "randn", "activity")
@@ -62,6 +62,10 @@ class ConnectomeGNN(nn.Module, metaclass=ABCMeta):
     LR_KEYS = {"W": "lr_W", "emb": "lr_emb", "mlp": "lr"}
     #: coeff_edge_norm pins lin_edge(2 xnorm) to 2 xnorm (True: a rectifying edge, FlyVis) or 1
     edge_norm_to_input: bool = False
+    #: how the W solver (W_solve) treats the model: "shared" (a dense W whose receivers share one
+    #: Gram matrix of the edge values, train/solver.py) or "per_receiver" (one weight per known
+    #: edge, a small problem per receiver, train/receiver_solver.py)
+    W_solver: str = "shared"
 
     W: nn.Parameter
     a: nn.Parameter

@@ -25,11 +25,57 @@ from torch_geometric.utils import scatter
 from ..errors import ConfigError
 from .base import ConnectomeGNN
 from .mlp import MLP
+from .spline import SplineEdge
+
+
+def in_degree_groups(
+    pre: torch.Tensor, post: torch.Tensor, n_neurons: int
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The receivers grouped by in-degree d: per group (receivers (n_d,), edge ids (n_d, d)),
+    each receiver's edges sorted by sender.  Batched per-receiver work (a basis per receiver,
+    a least-squares problem per receiver) runs as one batched operation per group."""
+    order = torch.argsort(post * n_neurons + pre)
+    deg = torch.bincount(post, minlength=n_neurons)
+    start = torch.cumsum(deg, 0) - deg
+    groups = []
+    for d in torch.unique(deg[deg > 0]).tolist():
+        recv = torch.nonzero(deg == d).squeeze(1)
+        groups.append((recv, order[start[recv].unsqueeze(1) + torch.arange(d, device=pre.device)]))
+    return groups
+
+
+class PassiveUpdate(nn.Module):
+    """lin_phi of a passive point neuron (``lin_phi_form: passive``): on the inputs
+    [v, a, msg, x] that :meth:`FlyVisGNN.phi` stacks,
+
+        lin_phi = exp(k0(a)) (k1(a) - v + k3(a) x) + k2(a) msg
+
+    with (k0, k1, k2, k3) = an MLP of the embedding a: the log rate 1 / tau, the resting
+    voltage, the gain of the message and the relative gain of the input.  The simulator's update
+    (V_rest - v + msg + x) / tau is of this form, and tau, V_rest and d lin_phi / d msg are
+    then smooth functions of the embedding (what the readouts measure)."""
+
+    def __init__(self, embedding_dim: int, hidden_dim: int, n_layers: int):
+        super().__init__()
+        self.embedding_dim = embedding_dim
+        self.coef = MLP(embedding_dim, 4, hidden_dim, n_layers)
+
+    def coefficients(self, a: torch.Tensor) -> torch.Tensor:
+        """(k0, k1, k2, k3) for embeddings a (..., embedding_dim) -> (..., 4)."""
+        return self.coef(a)
+
+    def forward(self, inp: torch.Tensor) -> torch.Tensor:
+        e = self.embedding_dim
+        k = self.coef(inp[..., 1 : 1 + e])
+        v, msg, x = inp[..., 0], inp[..., 1 + e], inp[..., 2 + e]
+        rate = torch.exp(k[..., 0].clamp(max=20.0))
+        return (rate * (k[..., 1] - v + k[..., 3] * x) + k[..., 2] * msg).unsqueeze(-1)
 
 
 class FlyVisGNN(ConnectomeGNN):
     #: coeff_edge_norm pins lin_edge(2 xnorm) to 2 xnorm (the true edge function is ReLU)
     edge_norm_to_input = True
+    W_solver = "per_receiver"
 
     def __init__(
         self,
@@ -47,13 +93,19 @@ class FlyVisGNN(ConnectomeGNN):
         W_basis: str = "standard",
         lin_edge_form: str = "mlp",
         lin_edge_knots: int = 96,
+        lin_phi_form: str = "mlp",
+        edge_range: tuple[float, float] = (3.0, 1.0),
         generator: torch.Generator | None = None,
     ):
         super().__init__()
-        if lin_edge_form != "mlp":
+        if lin_edge_form not in ("mlp", "spline"):
+            raise ConfigError(f"field 'lin_edge_form': {lin_edge_form!r} is not mlp or spline")
+        if lin_phi_form not in ("mlp", "passive"):
+            raise ConfigError(f"field 'lin_phi_form': {lin_phi_form!r} is not mlp or passive")
+        if lin_edge_form == "spline" and lin_edge_positive:
             raise ConfigError(
-                f"field 'lin_edge_form': {lin_edge_form!r} is for a 1-D edge function (the "
-                "signal family); FlyVis' lin_edge([v_j, a_j]) is an MLP"
+                "field 'lin_edge_positive': a spline lin_edge (lin_edge_form: spline) is not "
+                "squared; set lin_edge_positive: false"
             )
         pre = torch.as_tensor(pre, dtype=torch.long)
         post = torch.as_tensor(post, dtype=torch.long)
@@ -69,8 +121,18 @@ class FlyVisGNN(ConnectomeGNN):
         self.a = nn.Parameter(
             self.initial_embedding(n_neurons, embedding_dim, embedding_init, generator)
         )
-        self.lin_edge = MLP(1 + embedding_dim, 1, hidden_dim, n_layers)
-        self.lin_phi = MLP(3 + embedding_dim, 1, hidden_dim_update, n_layers_update)
+        # spline: one function of v_j shared by every sender (the simulator's ReLU is), fitted
+        # by the per-receiver solver (train/receiver_solver.py); mlp: lin_edge([v_j, a_j])
+        self.lin_edge = (
+            SplineEdge(lin_edge_knots, *edge_range)
+            if lin_edge_form == "spline"
+            else MLP(1 + embedding_dim, 1, hidden_dim, n_layers)
+        )
+        self.lin_phi = (
+            PassiveUpdate(embedding_dim, hidden_dim_update, n_layers_update)
+            if lin_phi_form == "passive"
+            else MLP(3 + embedding_dim, 1, hidden_dim_update, n_layers_update)
+        )
         self.check_basis(W_basis)
         if W_basis == "eigen":
             self._init_blocks()
@@ -81,14 +143,10 @@ class FlyVisGNN(ConnectomeGNN):
         """Group the receivers by in-degree d; per group the edge ids (n_d x d) of their inputs,
         and the basis entries (one d x d block per receiver, identity at first) flattened."""
         n_edges = self.pre.numel()
-        order = torch.argsort(self.post * self.n_neurons + self.pre)
-        deg = torch.bincount(self.post, minlength=self.n_neurons)
-        start = torch.cumsum(deg, 0) - deg
         self._groups: list[tuple[int, int, int]] = []  # (degree, group index, value offset)
         offset, edge_lists, eye = 0, [], []
-        for k, d in enumerate(torch.unique(deg[deg > 0]).tolist()):
-            recv = torch.nonzero(deg == d).squeeze(1)
-            idx = order[start[recv].unsqueeze(1) + torch.arange(d)]  # (n_d, d) edge ids
+        for k, (recv, idx) in enumerate(in_degree_groups(self.pre, self.post, self.n_neurons)):
+            d = idx.shape[1]
             self.register_buffer(f"_block_edges_{k}", idx, persistent=False)
             edge_lists.append(idx.reshape(-1))
             eye.append(torch.eye(d).expand(len(recv), d, d).reshape(-1))
@@ -116,6 +174,17 @@ class FlyVisGNN(ConnectomeGNN):
             q = self._block(self.W_basis, d, gi, offset)
             parts.append((q @ self.W[idx].unsqueeze(-1)).reshape(-1))
         return torch.cat(parts)[self._block_inverse]
+
+    @torch.no_grad()
+    def set_effective_W(self, W: torch.Tensor) -> None:
+        """One weight per edge (edge order); in the eigenbasis, its coordinates Q_i^T w_i."""
+        if self.W_basis is None:
+            self.W.copy_(W)
+            return
+        for d, gi, offset in self._groups:
+            idx = getattr(self, f"_block_edges_{gi}")
+            q = self._block(self.W_basis, d, gi, offset)
+            self.W[idx] = (q.transpose(1, 2) @ W[idx].unsqueeze(-1)).squeeze(-1)
 
     @torch.no_grad()
     def refresh_basis(
@@ -162,10 +231,14 @@ class FlyVisGNN(ConnectomeGNN):
         return torch.cat([cols[0], a, *cols[1:]], dim=-1)
 
     def edge(self, v: torch.Tensor) -> torch.Tensor:
-        """lin_edge([v_j, a_j]) for voltages v of shape (B, N) (or (N,)); same shape out."""
+        """lin_edge([v_j, a_j]) (a spline: lin_edge(v_j)) for voltages v of shape (B, N) (or
+        (N,)); same shape out."""
         squeeze = v.dim() == 1
         v2 = v.unsqueeze(0) if squeeze else v
-        out = self.lin_edge(self._with_embedding([v2])).squeeze(-1)
+        if isinstance(self.lin_edge, SplineEdge):
+            out = self.lin_edge(v2.unsqueeze(-1)).squeeze(-1)
+        else:
+            out = self.lin_edge(self._with_embedding([v2])).squeeze(-1)
         if self.lin_edge_positive:
             out = out * out
         return out.squeeze(0) if squeeze else out

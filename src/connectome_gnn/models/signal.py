@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from .base import ConnectomeGNN
 from .mlp import MLP
 from .spline import SplineEdge
@@ -33,10 +34,16 @@ class SignalGNN(ConnectomeGNN):
         W_basis: str = "standard",
         lin_edge_form: str = "mlp",
         lin_edge_knots: int = 96,
+        lin_phi_form: str = "mlp",
         edge_range: tuple[float, float] = (10.0, 2.0),
         generator: torch.Generator | None = None,
     ):
         super().__init__()
+        if lin_phi_form != "mlp":
+            raise ConfigError(
+                f"field 'lin_phi_form': {lin_phi_form!r} is for the FlyVis family; the signal "
+                "update lin_phi([u_i, a_i]) is an MLP"
+            )
         self.n_neurons = n_neurons
         self.lin_edge_positive = lin_edge_positive
         W = torch.randn(n_neurons, n_neurons, generator=generator) * W_init_std

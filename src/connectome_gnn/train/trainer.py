@@ -38,7 +38,7 @@ from ..layout import CHECKPOINT, LOSS, MODEL, RUN_CONFIG  # noqa: F401 - re-expo
 from ..models.embedding import activity_embedding
 from ..progress import log_summary, progress_bar
 from ..simulate.data import Simulation
-from . import solver
+from . import receiver_solver, solver
 from .checkpoint import (
     LossLog,
     ScoreReports,
@@ -149,9 +149,16 @@ class _Run:
         if not self.solving:
             return
         data, model, cfg = self.data, self.model, self.solver
-        if cfg["edge_fit"] == "varpro":
-            self.solver_info.update(solver.fit_edge(model, data.u, data.du, cfg, seed, _log))
-        self.solver_info.update(solver.solve_W(model, data.u, data.du, cfg))
+        if model.W_solver == "per_receiver":  # a known connectome (FlyVis)
+            self.solver_info.update(
+                receiver_solver.prepare_receivers(
+                    model, data.u, data.du, data.x_in, cfg, seed, _log
+                )
+            )
+        else:
+            if cfg["edge_fit"] == "varpro":
+                self.solver_info.update(solver.fit_edge(model, data.u, data.du, cfg, seed, _log))
+            self.solver_info.update(solver.solve_W(model, data.u, data.du, cfg))
         self.solver_info["W_solves"] = 1
         _log(f"solver: {_describe(self.solver_info)}")
         self.save(0, 0, budget)

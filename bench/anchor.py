@@ -157,7 +157,7 @@ def plot(result: dict, path: Path) -> None:
 
     trace = result["trace"]
     per_epoch = result["iterations_per_epoch"]
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig, (ax, zoom) = plt.subplots(1, 2, figsize=(13, 4.8), width_ratios=(3, 2))
     span = REFERENCE_5_PERCENT_SPAN
     ax.axvspan(span[0] / 1e6, span[1] / 1e6, color="0.85", label="reference converged, 5 %")
     for name, it in REFERENCE_CONVERGENCE.items():
@@ -195,6 +195,18 @@ def plot(result: dict, path: Path) -> None:
         f" {last:.2f} M iterations in {result['training_s'] / 60:.0f} min"
     )
     ax.legend(fontsize=8, loc="center right")
+    # our own range, where the left panel's scale crushes the curve
+    zoom.plot(
+        [p["iterations"] / 1e3 for p in trace],
+        [p["connectivity_R2"] for p in trace],
+        "o-",
+        color="tab:blue",
+        ms=3,
+    )
+    zoom.set_xlabel("iterations (thousands)")
+    zoom.set_ylabel("connectivity_R2")
+    zoom.set_title(f"ours: {result.get('iterations_per_s') or 0:.0f} iterations/s", fontsize=10)
+    zoom.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -212,11 +224,18 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--monitor-seconds", type=float, default=120.0)
     p.add_argument("--profile-seconds", type=float, default=0.0, help="0: no profile")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument(
+        "--replot", action="store_true", help="only redraw anchor.png from --work-dir/anchor.json"
+    )
     p.add_argument("--work-dir", type=Path, default=Path("/tmp/connectome_gnn_anchor"))
     p.add_argument(
         "--sim-cache", type=Path, default=None, help="where simulations are cached (--work-dir)"
     )
     args = p.parse_args(argv)
+    if args.replot:
+        result = json.loads((args.work_dir / "anchor.json").read_text())
+        plot(result, args.work_dir / "anchor.png")
+        return result
 
     import torch
 

@@ -72,6 +72,7 @@ class TraceMonitor(recovery.R2Monitor):
         super().__call__(model, iterations, elapsed_s)
         if len(self.trace) > n:
             p = self.trace[-1]
+            p["process_cpu_s"] = time.process_time()  # load-independent: CPU time of this process
             log(
                 f"{p['training_s']:.0f} s, {p['iterations']} iterations: "
                 f"connectivity_R2 {p['connectivity_R2']:.4f}"
@@ -291,6 +292,7 @@ def main(argv: list[str] | None = None) -> dict:
     monitor = TraceMonitor(family, sim, args.monitor_seconds, work / "trace.json")
     monitor.xnorm = float(1.5 * sim.read("u", 0, sim.n_train_frames).std())  # the trainer's
     cfg["max_minutes"] = args.minutes
+    cpu0 = time.process_time()
     info = train_run(
         sim_dir,
         cfg,
@@ -302,6 +304,7 @@ def main(argv: list[str] | None = None) -> dict:
         threads=args.threads,
         monitor=monitor,
     )
+    cpu_s = time.process_time() - cpu0  # training and monitor, all threads of this process
     metrics = analyze_run(sim_dir, run_dir / "train", run_dir / "analysis", device="cpu")
     training_s = info["wall_time_s"] - monitor.own_s
     its = int(info["iterations_done"])
@@ -320,6 +323,8 @@ def main(argv: list[str] | None = None) -> dict:
             "training_s": training_s,
             "monitor_s": monitor.own_s,
             "iterations_per_s": its / training_s if training_s > 0 else None,
+            "process_cpu_s": cpu_s,
+            "iterations_per_cpu_s": its / cpu_s if cpu_s > 0 else None,
             "connectivity_R2": metrics.get("connectivity_R2"),
             "cluster_accuracy": metrics.get("cluster_accuracy"),
             "crossings": monitor.crossings(),

@@ -96,7 +96,8 @@ class LossLog:
 
     def state(self) -> dict:
         """``loss_columns`` and ``loss_rows`` (a float64 tensor) for the checkpoint."""
-        cols = list(self.records[0]) if self.records else ["iteration"]
+        # every column of any row (a regulariser may start or stop with a phase of the training)
+        cols = list(dict.fromkeys(c for r in self.records for c in r)) or ["iteration"]
         rows = torch.tensor(
             [[r.get(c, float("nan")) for c in cols] for r in self.records], dtype=torch.float64
         )

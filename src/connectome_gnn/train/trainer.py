@@ -38,7 +38,7 @@ from ..layout import CHECKPOINT, LOSS, MODEL, RUN_CONFIG  # noqa: F401 - re-expo
 from ..models.embedding import activity_embedding
 from ..progress import log_summary, progress_bar
 from ..simulate.data import Simulation
-from . import receiver_solver, solver
+from . import receiver_solver, solver, sparsify
 from .checkpoint import (
     LossLog,
     ScoreReports,
@@ -51,9 +51,13 @@ from .data import TrainingData, rollout_pred
 from .outputs import write_outputs, write_run_config
 from .schedule import (
     TimeBudget,
+    epoch_config,
+    frozen_epoch,
     iterations_per_epoch,
     make_optimizer,
+    phase_settings,
     refresh_schedule,
+    replaces_after,
     set_lr,
     training_seed,
 )
@@ -95,6 +99,9 @@ class _Run:
             model.W.requires_grad_(False)
             if self.solver["edge_fit"] != "none":
                 model.lin_edge.requires_grad_(False)
+        self.phases = phase_settings(cfg)
+        # what fix_cluster_embedding holds fixed for an epoch, and whether each trains otherwise
+        self._fixable = [(p, p.requires_grad) for p in [model.a, *model.lin_edge.parameters()]]
 
     @property
     def solving(self) -> bool:
@@ -170,6 +177,23 @@ class _Run:
         )
         self.solver_info["W_solves"] = self.solver_info.get("W_solves", 0) + 1
         self.solver_info["W_solve_mse"] = info["W_solve_mse"]
+
+    def begin_epoch(self, epoch: int) -> dict:
+        """The config of an epoch (its L1 / edge_diff phase); lin_edge and the embeddings are
+        held fixed in the epoch after a cluster-median replacement (fix_cluster_embedding)."""
+        frozen = frozen_epoch(self.phases, epoch, self.n_epochs)
+        for param, trains in self._fixable:
+            param.requires_grad_(trains and not frozen)
+        return epoch_config(self.cfg, self.phases, epoch)
+
+    def end_epoch(self, epoch: int) -> None:
+        """The cluster-median replacement of the embeddings after this epoch, if it is due."""
+        if not replaces_after(self.phases, epoch, self.n_epochs):
+            return
+        info = sparsify.replace_embedding_function(
+            self.model, self.data.xnorm, self.phases, float(self.cfg["lr"]), int(self.cfg["seed"])
+        )
+        _log(f"epoch {epoch}: embeddings replaced by cluster medians ({_describe(info)})")
 
     def before_step(self, global_it: int) -> None:
         """Periodic actions before an iteration's batch is drawn: the W-basis refresh and the
@@ -308,6 +332,7 @@ def _loop(run: _Run, budget: TimeBudget, progress: bool | None) -> tuple:
         try:
             for epoch in range(start_epoch, run.n_epochs):
                 first = start_iter if epoch == start_epoch else 0
+                epoch_cfg = run.begin_epoch(epoch)
                 for it in range(first, run.n_iter):
                     if stop.signum is not None:
                         run.save(epoch, it, budget)
@@ -324,7 +349,7 @@ def _loop(run: _Run, budget: TimeBudget, progress: bool | None) -> tuple:
                     _set_lr(run.optimizer, cfg, max(global_it / max(run.total, 1), spent))
                     run.before_step(global_it)
                     k = run.data.sample(batch, run.gen)
-                    step = train_step(model, run.optimizer, run.data, k, cfg)
+                    step = train_step(model, run.optimizer, run.data, k, epoch_cfg)
                     if step.diverged:
                         status = "failed"
                         reason = f"loss {step.diverged} at epoch {epoch} iteration {it}"
@@ -362,6 +387,7 @@ def _loop(run: _Run, budget: TimeBudget, progress: bool | None) -> tuple:
                 if stopped:  # the time budget is spent: the run is finished
                     run.save(run.n_epochs, 0, budget)
                     break
+                run.end_epoch(epoch)
                 run.save(epoch + 1, 0, budget)
                 last_save = time.perf_counter()
         finally:

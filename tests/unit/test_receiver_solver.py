@@ -16,12 +16,12 @@ from connectome_gnn.train import receiver_solver as rs
 from connectome_gnn.train.solver import DEFAULTS
 
 
-def _circuit(n=12, self_synapse_of=None, seed=0):
+def _circuit(n=12, self_synapse_of=None, seed=0, orphans=0):
     """A random sparse circuit (2-5 inputs per neuron, every neuron its own tau and V_rest),
-    optionally with a self-synapse on one neuron."""
+    optionally with a self-synapse on one neuron, and ``orphans`` neurons without inputs."""
     rng = np.random.default_rng(seed)
     pre, post = [], []
-    for i in range(n):
+    for i in range(orphans, n):
         senders = rng.choice([j for j in range(n) if j != i], rng.integers(2, 6), replace=False)
         pre += senders.tolist()
         post += [i] * len(senders)
@@ -63,7 +63,9 @@ def test_in_degree_groups_cover_every_edge_once_sorted_by_sender():
 
 
 def test_solve_with_the_true_edge_function_recovers_w_tau_and_v_rest_exactly():
-    pre, post, w, tau, v_rest = _circuit(12)
+    """Neurons 0 and 1 have no inputs (their leak and offset are solved all the same), 0-2
+    have an external input."""
+    pre, post, w, tau, v_rest = _circuit(12, orphans=2)
     dyn = FlyVisDynamics(pre, post, w, tau, v_rest, dt=0.01)
     v, du, x = _frames(dyn, 400)
     model = _model(pre, post, 12)
@@ -95,6 +97,31 @@ def test_a_self_synapse_the_data_cannot_separate_goes_to_zero_and_the_leak_takes
     assert abs(float(sol.W[self_edge])) < 1e-3 * abs(leak)
     assert float(sol.a[4]) == pytest.approx(leak, rel=1e-3)
     assert np.isfinite(sol.W.numpy()).all()
+
+
+def test_a_silent_sender_gets_weight_zero_not_a_weight_fitted_to_round_off():
+    """Neuron 5 never crosses the threshold: its edge values are zero up to a round-off-sized
+    remainder of a fitted edge function (1e-9 v).  Its outgoing weights must come out 0, not
+    large values fitted to that remainder; the others are still exact."""
+    pre, post, w, tau, v_rest = _circuit(10, seed=4)
+    dyn = FlyVisDynamics(pre, post, w, tau, v_rest, dt=0.01)
+    v, du, x = _frames(dyn, 300, seed=5)
+    v[:, 5] = -1.0 - v[:, 5].abs()
+    du = dyn.double()(v, x)
+    model = _model(pre, post, 10)
+    remainder = torch.randn(
+        300, 10, dtype=torch.float64, generator=torch.Generator().manual_seed(0)
+    )
+
+    def edge(vk):  # a fitted rectifier: exact above 0, round-off below
+        return torch.relu(vk) + 1e-9 * remainder[: len(vk)] * (vk < 0)
+
+    sol = rs.solve_receivers(edge, model, v, du, x, torch.arange(300), 1e-10)
+    silent = torch.from_numpy(pre == 5)
+    assert silent.any()
+    assert float(sol.W[silent].abs().max()) < 1e-6
+    tau_hat = -1.0 / sol.a.numpy()
+    np.testing.assert_allclose(tau_hat, tau, rtol=1e-3)
 
 
 def test_edge_fit_finds_the_rectifier_from_the_data():

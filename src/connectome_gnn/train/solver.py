@@ -488,6 +488,21 @@ def _best_start(edge: SplineEdge, uk, yk, cb, ridge: float) -> str:
     return best[1]
 
 
+def lbfgs(params: list[torch.Tensor], evaluations: int) -> torch.optim.LBFGS:
+    """L-BFGS with a strong-Wolfe line search that stops after ``evaluations`` loss
+    evaluations and never earlier (the variable-projection losses are tiny and flat)."""
+    return torch.optim.LBFGS(
+        params,
+        lr=1.0,
+        max_iter=evaluations,
+        max_eval=evaluations,
+        history_size=50,
+        line_search_fn="strong_wolfe",
+        tolerance_grad=0.0,
+        tolerance_change=0.0,
+    )
+
+
 def _fit_by_lbfgs(model, uk, yk, cb, cfg, log) -> list[float]:
     """Variable projection with L-BFGS on any lin_edge (e.g. an MLP): the loss and its gradient
     by the envelope theorem (W and the basis coefficients are at their optimum)."""
@@ -495,17 +510,7 @@ def _fit_by_lbfgs(model, uk, yk, cb, cfg, log) -> list[float]:
     history: list[float] = []
     with double_edge(model) as edge_module:
         params = [p for p in edge_module.parameters() if p.requires_grad]
-        evals = int(cfg["edge_fit_iterations"])
-        opt = torch.optim.LBFGS(
-            params,
-            lr=1.0,
-            max_iter=evals,
-            max_eval=evals,
-            history_size=50,
-            line_search_fn="strong_wolfe",
-            tolerance_grad=0.0,
-            tolerance_change=0.0,
-        )
+        opt = lbfgs(params, int(cfg["edge_fit_iterations"]))
         zero = torch.zeros(1, 1, dtype=torch.float64, device=uk.device)
 
         def closure():

@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ..io import atomic_path, read_zarr_array  # noqa: E402
+from ..io import read_zarr_array, save_png  # noqa: E402
 from . import data as layout  # noqa: E402
 
 
@@ -28,6 +28,5 @@ def plot_simulation(sim_dir: Path, W: np.ndarray, types: np.ndarray, n_traces: i
     ax1.set(title="W_true [post, pre]", xlabel="presynaptic j", ylabel="postsynaptic i")
     fig.colorbar(im, ax=ax1, fraction=0.046)
     fig.tight_layout()
-    with atomic_path(sim_dir / layout.PLOT) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
+    save_png(fig, sim_dir / layout.PLOT, dpi=110)
     plt.close(fig)

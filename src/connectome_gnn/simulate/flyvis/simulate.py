@@ -42,7 +42,7 @@ import torch
 
 from ...config import validate
 from ...device import resolve_device
-from ...io import atomic_path, save_npz, write_json
+from ...io import atomic_path, save_npz, save_png, write_json
 from .. import data as layout
 from ..euler import noisy_step
 from ..store import ChunkedFrameWriter
@@ -255,8 +255,7 @@ def plot_flyvis(sim_dir: Path, con: Connectome, max_frames: int = 1000) -> None:
     ax1.set(xlabel="frame", ylabel="V", title="central neuron voltages")
     ax1.legend(fontsize=7, ncol=5, loc="upper right")
     fig.tight_layout()
-    with atomic_path(Path(sim_dir) / layout.PLOT) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
+    save_png(fig, Path(sim_dir) / layout.PLOT, dpi=100)
     plt.close(fig)
 
 

@@ -222,6 +222,12 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--seed", type=int, default=0, help="simulation seed and replicate seed")
     p.add_argument("--config", type=Path, default=RECIPE, help="the training recipe")
     p.add_argument("--minutes", type=float, default=120.0, help="training budget (max_minutes)")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted run from its checkpoint (and trace) in --work-dir; "
+        "--minutes stays the total budget",
+    )
     p.add_argument("--monitor-seconds", type=float, default=120.0)
     p.add_argument("--profile-seconds", type=float, default=0.0, help="0: no profile")
     p.add_argument("--threads", type=int, default=1)
@@ -287,9 +293,12 @@ def main(argv: list[str] | None = None) -> dict:
         result["profile"] = profile(sim, cfg, args.profile_seconds, args.seed)
 
     run_dir = work / "run"
-    shutil.rmtree(run_dir, ignore_errors=True)  # a finished checkpoint would be resumed
+    if not args.resume:
+        shutil.rmtree(run_dir, ignore_errors=True)  # a finished checkpoint would be resumed
     family = get_family(sim.family)
     monitor = TraceMonitor(family, sim, args.monitor_seconds, work / "trace.json")
+    if args.resume and (work / "trace.json").exists():  # continue the interrupted run's trace
+        monitor.trace = json.loads((work / "trace.json").read_text())
     monitor.xnorm = float(1.5 * sim.read("u", 0, sim.n_train_frames).std())  # the trainer's
     cfg["max_minutes"] = args.minutes
     cpu0 = time.process_time()

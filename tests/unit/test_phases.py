@@ -1,5 +1,5 @@
 """The reference's epoch phases: two L1 phases (n_epochs_init / first_coeff_L1, coeff_edge_diff
-only in phase 1) and the embedding cluster-median replacement (sparsity:
+only in phase 1) and the embedding cluster-median replacement (embedding_sparsity:
 replace_embedding_function every sparsity_freq epochs)."""
 
 import math
@@ -82,7 +82,7 @@ def test_replacement_and_freeze_epochs_follow_the_reference_rule():
             [e for e in range(n_epochs) if frozen_epoch(phases, e, n_epochs)],
         )
 
-    rep = {"sparsity": "replace_embedding_function"}
+    rep = {"embedding_sparsity": "replace_embedding_function"}
     assert plan(10, **rep, sparsity_freq=4) == ([3], [])  # 7 >= 10 - 4: only after epoch 3
     assert plan(10, **rep, sparsity_freq=4, fix_cluster_embedding=True) == ([3], [4])
     assert plan(3, **rep, sparsity_freq=1, fix_cluster_embedding=True) == ([0, 1], [1, 2])
@@ -148,7 +148,7 @@ def _phase_cfg(**over):
             "first_coeff_L1": 0.0,
             "coeff_W_L1": 1e-4,
             "coeff_edge_diff": 10.0,
-            "sparsity": "replace_embedding_function",
+            "embedding_sparsity": "replace_embedding_function",
             "sparsity_freq": 1,
             "cluster_method": "kmeans",
             "n_clusters": 4,

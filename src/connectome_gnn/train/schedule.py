@@ -81,7 +81,7 @@ class TimeBudget:
 PHASE_DEFAULTS = {
     "n_epochs_init": 0,
     "first_coeff_L1": 0.0,
-    "sparsity": "none",
+    "embedding_sparsity": "none",
     "sparsity_freq": 5,
     "cluster_method": "distance",
     "cluster_distance_threshold": 0.1,
@@ -123,7 +123,7 @@ def replaces_after(phases: dict, epoch: int, n_epochs: int) -> bool:
     """Whether the embeddings are replaced by cluster medians at the end of ``epoch``: the
     reference's rule, epoch % sparsity_freq == sparsity_freq - 1 and epoch < n_epochs -
     sparsity_freq (10 epochs, freq 4: after epoch 3 only)."""
-    if phases["sparsity"] == "none":
+    if phases["embedding_sparsity"] == "none":
         return False
     freq = int(phases["sparsity_freq"])
     return epoch % freq == freq - 1 and epoch < n_epochs - freq

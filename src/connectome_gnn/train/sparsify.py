@@ -1,4 +1,4 @@
-"""The reference's embedding cluster-median replacement (``sparsity: replace_embedding_function``).
+"""The reference's embedding cluster-median replacement (``embedding_sparsity: replace_embedding_function``).
 
 At the end of some epochs (:func:`~connectome_gnn.train.schedule.replaces_after`) the reference
 evaluates every neuron's update function lin_phi(u, a_i) on a grid of u, clusters the neurons by

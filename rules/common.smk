@@ -197,7 +197,15 @@ def train_runtime(wildcards, attempt):
     """Minutes: 4 h per attempt, or a time-budgeted config's max_minutes plus a quarter and
     15 min for loading and saving."""
     budget = TRAIN_CONFIGS[wildcards.cfg].get("max_minutes") or 0
-    return max(240 * attempt, int(budget * 1.25) + 15)
+    return max(240 * attempt, int(budget * 1.25) + 15) * train_pack()
+
+
+def train_pack():
+    """Trainings per SLURM job when packed (config train_pack, profiles/slurm-packed). Snakemake
+    takes a group's runtime as its longest member's (it assumes the members run side by side), but
+    snakemake-executor-plugin-slurm 2.8.0 runs them one after another in the allocation, so each
+    member asks for the time of the whole pack."""
+    return int(config.get("train_pack", 1))
 
 
 wildcard_constraints:

@@ -1,0 +1,91 @@
+"""Packed GPU jobs (profiles/slurm-packed) on the real local SLURM: several trainings in one job.
+
+The tiny default (shrunk as in test_slurm_profiles: two trainings) runs through
+`--profile <profiles/slurm copy> --profile <profiles/slurm-packed copy>`: both train jobs must run
+inside ONE SLURM job holding one GPU (one after the other: snakemake-executor-plugin-slurm 2.8.0
+runs a group's members sequentially), and every run's metrics.json must equal that of an unpacked
+local run of the same grid (both on CPU, one torch thread per training).
+"""
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .conftest import (
+    GPU_PARTITION,
+    assert_same_values,
+    make_test_workdir,
+    sacct_fields,
+    sbatch_calls,
+    site_profile,
+    snakemake_cmd,
+)
+
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+
+# One thread per training: Snakemake sums threads over a pack (--cpus-per-task=2), which must fit
+# the 2-CPU CI node; the reference uses the same.
+THREADS = ["--set-threads", "train=1"]
+RUNS = ["results/signal_N2/1/default/seed0", "results/signal_N2/0.5/default/seed0"]
+
+
+def packed_overlay(repo: Path, dest: Path) -> Path:
+    """A copy of profiles/slurm-packed with the local cluster's GPU partition and one thread."""
+    prof = yaml.safe_load((repo / "profiles/slurm-packed/config.yaml").read_text())
+    prof["set-resources"]["train"]["slurm_partition"] = GPU_PARTITION
+    prof["set-threads"] = ["train=1"]
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / "config.yaml").write_text(yaml.safe_dump(prof, sort_keys=False))
+    return dest
+
+
+def test_packed_train_jobs_share_one_slurm_job(slurm_cluster, tmp_path, repo_root):
+    # The unpacked reference first (never train concurrently with the SLURM jobs on 2 cores).
+    local = make_test_workdir(tmp_path / "local", repo_root)
+    ref = subprocess.run(
+        snakemake_cmd(repo_root, local, "--cores", "2", *THREADS),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert ref.returncode == 0, ref.stdout[-3000:] + ref.stderr[-5000:]
+
+    work = make_test_workdir(tmp_path / "work", repo_root)
+    base = site_profile(repo_root, "slurm", tmp_path / "profile", slurm_cluster)
+    overlay = packed_overlay(repo_root, tmp_path / "packed")
+    res = subprocess.run(
+        snakemake_cmd(repo_root, work, "--profile", str(base), "--profile", str(overlay), "-p")
+        + ["--verbose"],
+        capture_output=True,
+        text=True,
+        timeout=480,
+    )
+    out = res.stdout + res.stderr
+    (work / "snakemake.out").write_text(out)
+    assert res.returncode == 0, out[-8000:]
+
+    # (1) Two trainings, one SLURM job: a group job with one GPU and the members' threads summed.
+    groups = re.findall(r"SLURM jobid (\d+) \(log: \S*/slurm_logs/group_train_pack\S*/", out)
+    assert len(groups) == 1, out[-5000:]
+    assert not re.search(r"slurm_logs/rule_train/", out), "an unpacked train job was submitted"
+    [call] = [c for c in sbatch_calls(out).get("train", []) if "--gres=gpu:1" in c]
+    assert "--cpus-per-task=2" in call and "--gpus" not in call, call
+    assert " -t 960 " in call, call  # 4 x 240 min: a pack of up to 4 runs one after another
+    job_log = next((work / ".snakemake/slurm_logs").rglob(f"{groups[0]}.log"))
+    text = job_log.read_text()
+    for run in RUNS:  # both trainings ran inside that SLURM job
+        sparsity = run.split("/")[2]
+        assert f"train:model=signal_N2,sparsity={sparsity}," in text, text[-5000:]
+    assert text.count("localrule train:") == 2, text[-5000:]
+    tres = sacct_fields(groups)[groups[0]][1]  # what SLURM allocated
+    assert "gres/gpu=1" in tres and "cpu=2" in tres, tres
+
+    # (2) The same metrics as the unpacked run.
+    for run in RUNS:
+        got = json.loads((work / run / "metrics.json").read_text())
+        want = json.loads((local / run / "metrics.json").read_text())
+        assert_same_values(got, want, 1e-6, f"{run}/metrics.json")

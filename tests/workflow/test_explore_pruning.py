@@ -28,7 +28,21 @@ from connectome_gnn.explore.pruning import median_decision
 from .conftest import edit_yaml, make_workdir
 
 BIN = Path(sys.executable).parent
-SNAKEMAKE = ["--cores", "2", "--resources", "gpu=1", "--workflow-profile", "none", "--quiet"]
+# one train job at a time (each takes the only gpu) on one thread, so that a finished run's
+# analysis runs beside the next training: the first metrics.json appears well before the second
+SNAKEMAKE = [
+    "--cores",
+    "2",
+    "--resources",
+    "gpu=1",
+    "--set-resources",
+    "train:gpu=1",
+    "--set-threads",
+    "train=1",
+    "--workflow-profile",
+    "none",
+    "--quiet",
+]
 
 
 def explore_cmd(repo: Path, *args: str) -> list[str]:
@@ -61,7 +75,7 @@ def test_bad_configuration_is_pruned_and_reports_follow_every_run(tmp_path, repo
     root = work / "results/explorations/tiny_pruning"
     log = tmp_path / "batch1.log"
 
-    # batch 1 (two runs, trained one after the other: gpu=1); the test watches the files
+    # batch 1 (two runs, trained one after the other); the test watches the files
     with open(log, "w") as err:
         proc = subprocess.Popen(
             explore_cmd(repo_root, "explore", str(exp), "--iterations", "2"),

@@ -109,6 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="first train the pruned nodes (all, or the given node ids) to their end, from "
         "their checkpoints; with --iterations 0 only those",
     )
+    p_exp.add_argument(
+        "--poll-seconds",
+        type=float,
+        default=5.0,
+        help="while a batch runs, look for newly finished runs every this many seconds and "
+        "refresh the tables and tree plot (default: %(default)s)",
+    )
     p_add.add_argument("train_config", help="a training config YAML (train schema)")
     p_add.add_argument("--parent", type=int, default=None, help="parent node id")
     return parser
@@ -177,7 +184,11 @@ def _explore(args) -> int:
 
     try:
         extra = args.snakemake_args
-        kwargs = {"snakefile": args.snakefile} if args.command == "explore" else {}
+        kwargs = {}
+        if args.command == "explore":
+            if not args.poll_seconds > 0:
+                raise ConfigError("--poll-seconds: must be > 0")
+            kwargs = {"snakefile": args.snakefile, "poll_s": args.poll_seconds}
         explorer = Explorer(args.experiment, args.config, args.root, snakemake_args=extra, **kwargs)
         if args.command == "explore-report":
             explorer.write_reports()

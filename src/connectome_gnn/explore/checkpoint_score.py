@@ -31,21 +31,19 @@ import math
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
-import torch
 
 from ..aggregate.scores import weighted_score
-from ..analysis.clustering import cluster_metrics, kmeans_types
-from ..analysis.metrics import connectivity_metrics
-from ..analysis.run import parameter_metrics
 from ..config import validate
 from ..errors import DataError
-from ..families import get_family
 from ..io import atomic_path, read_json, write_json
 from ..layout import CHECKPOINT, PRUNE_DECISION, RUN_CONFIG, SCORE_REQUEST, SCORES
-from ..simulate.data import Simulation
 from .pruning import Decision, decide, fraction_key, report_fractions
+
+if TYPE_CHECKING:
+    from ..simulate.data import Simulation
 
 __all__ = [
     "SCORE_COLUMNS",
@@ -112,6 +110,14 @@ def checkpoint_metrics(
     the connectivity metrics, the KMeans cluster accuracy (seed: the training's ``seed``, as
     in the analysis) and, when a needed metric is not among those, the family's per-neuron
     parameter metrics."""
+    # imported here: the driver and ``status`` import this module for its file helpers and
+    # never build a model; the scorer process imports only what the score needs
+    import torch
+
+    from ..analysis.clustering import cluster_metrics, kmeans_types
+    from ..analysis.metrics import connectivity_metrics
+    from ..families import get_family
+
     family = get_family(sim.family)
     model = family.build_model(sim, train_cfg)
     model.load_state_dict(weights)
@@ -130,6 +136,8 @@ def checkpoint_metrics(
         else:
             out["cluster_accuracy"] = kmeans.accuracy
     if any(m not in out for m in needed):
+        from ..analysis.run import parameter_metrics  # the training stack: only when needed
+
         out.update(parameter_metrics(family, ro))
     return out
 
@@ -165,6 +173,10 @@ def report(train_dir: Path, done: int, total: int, xnorm: float) -> list[Decisio
     request = _request(train_dir)
     settings = request.get("pruning")
     weights = {str(k): float(v) for k, v in request["score_weights"].items()}
+    import torch
+
+    from ..simulate.data import Simulation
+
     ckpt_path = train_dir / CHECKPOINT
     try:
         ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)

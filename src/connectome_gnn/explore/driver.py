@@ -23,6 +23,18 @@ and stops with status ``pruned`` when the rule says so (the decision is taken in
 run by the training, so the driver needs no polling).  ``run(resume_pruned=...)`` trains
 pruned nodes to their end: they become pending with ``no_pruning`` (their request only
 reports), and their train jobs are forced, so that they resume from their checkpoints.
+
+Live refresh: Snakemake runs a whole batch in one call and tells the driver nothing until it
+exits, so the default runner (:func:`watch`) starts it as a subprocess and, every
+``poll_s`` seconds while it runs, calls :meth:`Explorer.refresh_finished`: every run of the
+batch whose ``metrics.json`` was written since the batch started (an older file, e.g. of a
+forced rerun not yet analysed again, does not count) is recorded in the tree at once, and
+``nodes.yaml``, the UCB file, the iteration log, the summary tables and the tree plot are
+rewritten: the reports follow every finished run, not only every batch.  Runs are recorded
+as their files appear, but proposals still wait for the whole batch and the pruning
+references are frozen before it, so what is proposed and pruned does not depend on the order
+in which runs finish.  A runner passed in (tests) is called as ``runner(cmd)`` and may call
+``refresh_finished`` itself.
 """
 
 from __future__ import annotations
@@ -30,12 +42,14 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import yaml
 
 from .. import layout
+from ..aggregate.plots import plot_exploration_tree
 from ..aggregate.report import exploration_summary
 from ..config import ConfigError, load_yaml
 from ..families.workflow_config import load_workflow_config
@@ -56,9 +70,35 @@ def _snakemake_exe() -> str:
     return shutil.which("snakemake") or str(Path(sys.executable).parent / "snakemake")
 
 
-def default_runner(cmd: list[str]) -> int:
-    """Run Snakemake (argv list, never a shell string) and return its exit status."""
-    return subprocess.run(cmd, check=False).returncode
+#: seconds between two looks at the batch's metrics files while Snakemake runs
+POLL_S = 5.0
+#: seconds left to Snakemake to stop its jobs after the driver was interrupted
+STOP_S = 60.0
+
+
+def watch(cmd: list[str], poll: Callable[[], object], poll_s: float = POLL_S) -> int:
+    """Run ``cmd`` (argv list) and call ``poll()`` every ``poll_s`` seconds until it exits;
+    returns its exit status.  A failing ``poll`` is reported and the command goes on.  When
+    the driver is interrupted (Ctrl-C reaches Snakemake too: same process group), Snakemake
+    gets up to :data:`STOP_S` seconds to stop its jobs before it is terminated."""
+    proc = subprocess.Popen(cmd)
+    try:
+        while True:
+            try:
+                return proc.wait(timeout=poll_s)
+            except subprocess.TimeoutExpired:
+                pass
+            try:
+                poll()
+            except Exception as exc:  # noqa: BLE001 - a refresh must not stop the batch
+                print(f"warning: live refresh failed ({exc}); going on", file=sys.stderr)
+    except BaseException:
+        try:
+            proc.wait(timeout=STOP_S)
+        except subprocess.TimeoutExpired:
+            proc.terminate()
+            proc.wait()
+        raise
 
 
 def run_dir(results: str, node: Node, cfg: str) -> Path:
@@ -83,7 +123,8 @@ class Explorer:
         root: str | Path = f"results/{layout.EXPLORATIONS}",
         snakefile: str | Path = "Snakefile",
         snakemake_args: Sequence[str] = (),
-        runner: Runner = default_runner,
+        runner: Runner | None = None,
+        poll_s: float = POLL_S,
     ):
         self.experiment = load_experiment(experiment)
         self.workflow_config_path = Path(workflow_config)
@@ -100,8 +141,15 @@ class Explorer:
         self.tree = ExplorationTree.open(Path(root) / self.experiment["name"], self.experiment)
         self.snakefile = Path(snakefile)
         self.snakemake_args = list(snakemake_args)
-        self.runner = runner
+        self.runner = runner if runner is not None else self._watched_snakemake
+        self.poll_s = float(poll_s)
         self.forcerun: list[Path] = []  # train_info.json files to force-rerun in the next batch
+        self._batch: list[tuple[Node, Path]] = []  # (node, metrics.json) of the batch running
+        self._batch_start = 0.0  # when it started (time.time())
+        self.refreshes = 0  # live refreshes done (calls of refresh_finished that found runs)
+
+    def _watched_snakemake(self, cmd: list[str]) -> int:
+        return watch(cmd, self.refresh_finished, self.poll_s)
 
     @property
     def directory(self) -> Path:
@@ -191,7 +239,12 @@ class Explorer:
             str(self.workflow_config_path),
             str(cfg_path),
         ]
-        rc = self.runner(cmd)
+        self._batch = [(n, Path(t)) for n, t in zip(nodes, targets, strict=True)]
+        self._batch_start = time.time()
+        try:
+            rc = self.runner(cmd)
+        finally:
+            self._batch = []
         self.forcerun = []
         if rc != 0 and not any(Path(t).is_file() for t in targets):
             # nothing ran (bad arguments, locked directory, cluster down ...): keep the nodes
@@ -202,6 +255,8 @@ class Explorer:
                 f"unfinished in {self.tree.path} and run first when you rerun this command"
             )
         for node, target in zip(nodes, targets, strict=True):
+            if self.tree[node.node_id].finished:
+                continue  # recorded while the batch ran (refresh_finished)
             if Path(target).is_file():
                 self.tree.update_from_file(node.node_id, target)
             else:
@@ -215,14 +270,45 @@ class Explorer:
         self.write_reports()
         return rc
 
-    def write_reports(self) -> None:
+    def refresh_finished(self) -> list[Node]:
+        """Record the runs of the running batch whose ``metrics.json`` appeared since it
+        started and, when there are any, save the tree and rewrite every report (tables and
+        tree plot); returns the nodes recorded.  Called while Snakemake runs (:func:`watch`)."""
+        new = []
+        for node, target in self._batch:
+            if self.tree[node.node_id].finished:
+                continue
+            try:
+                fresh = target.stat().st_mtime >= self._batch_start
+            except OSError:
+                continue
+            if fresh:
+                new.append(self.tree.update_from_file(node.node_id, target))
+        if new:
+            self.tree.save()
+            self.write_reports(live=True)
+            self.refreshes += 1
+            done = sum(self.tree[n.node_id].finished for n, _ in self._batch)
+            for node in new:
+                print(
+                    f"node {node.node_id} {node.status} ({done}/{len(self._batch)} of batch "
+                    f"{node.batch}): reports refreshed",
+                    file=sys.stderr,
+                    flush=True,
+                )
+        return new
+
+    def write_reports(self, live: bool = False) -> None:
+        """The UCB file, the iteration log, the summary tables and the plots; ``live`` (a
+        refresh while a batch runs): of the plots only the tree, the others (seconds each)
+        wait for the end of the batch."""
         write_ucb_scores(self.tree)
         write_log(self.tree)
-        exploration_summary(
-            self.tree.to_frame(include_unfinished=False),
-            self.directory / layout.SUMMARY,
-            self.tree.score_weights,
-        )
+        runs = self.tree.to_frame(include_unfinished=False)
+        summary = self.directory / layout.SUMMARY
+        exploration_summary(runs, summary, self.tree.score_weights, plots=not live)
+        if live:
+            plot_exploration_tree(runs, summary / layout.EXPLORATION_TREE_PLOT)
 
     def reset_failed(self) -> list[Node]:
         """Make every failed node pending again and prepare its rerun from scratch (checkpoint

@@ -8,6 +8,7 @@ local run of the same grid (both on CPU, one torch thread per training).
 """
 
 import json
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -25,7 +26,16 @@ from .conftest import (
     snakemake_cmd,
 )
 
-pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.slurm,
+    pytest.mark.slow,
+    # ~400 s on 2 busy cores (a SLURM run and a local reference run of the tiny grid): over the
+    # suite's time budget, so it runs on request (CONNECTOME_GNN_TEST_PACKED=1)
+    pytest.mark.skipif(
+        os.environ.get("CONNECTOME_GNN_TEST_PACKED") != "1",
+        reason="packed SLURM jobs: set CONNECTOME_GNN_TEST_PACKED=1 (about 7 minutes)",
+    ),
+]
 
 # One thread per training: Snakemake sums threads over a pack (--cpus-per-task=2), which must fit
 # the 2-CPU CI node; the reference uses the same.

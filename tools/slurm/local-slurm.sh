@@ -374,7 +374,7 @@ up() {
     [ "$ACCOUNTING" = 1 ] && install_packages "${ACCT_PKGS[@]}"
 
     local cpus mem gpu_file changed=0 pw=""
-    cpus=$(nproc)
+    cpus=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)  # nproc obeys both; the node must not
     mem=$(node_memory_mb)
     gpu_file=$(fake_gpu_files)
     [ "$FAKE_GPUS" -gt 0 ] || gpu_file=""

@@ -39,7 +39,7 @@ import torch
 from ..errors import ConfigError
 from ..models.flyvis import in_degree_groups
 from ..models.spline import SplineEdge
-from .solver import CHUNK, START_SHAPES, lbfgs, solver_frames, start_shape
+from .solver import CHUNK, best_start, lbfgs, solver_frames
 
 #: per-receiver columns besides the in-edges: offset, own voltage, own input
 N_OWN = 3
@@ -313,24 +313,11 @@ def fit_receiver_edge(
     edge = SplineEdge(model.lin_edge.n_knots, 1.0, 1.0).double().to(v.device)
     for name in ("scale", "z_lo", "h"):
         getattr(edge, name).copy_(getattr(model.lin_edge, name))
-    # the start: the standard shape of lowest loss, projected on the spline
-    z_max = float(-edge.z_lo)
-    grid = edge.scale * torch.sinh(torch.linspace(-z_max, z_max, 8 * edge.n_knots).double())
-    D = edge.design(grid.to(v.device))
-    A = D.T @ D
-    A.diagonal().add_(1e-10 * float(A.diagonal().mean()))
-    sigma = float(vk.std()) or 1.0
-    best = (math.inf, "", None)
-    with torch.no_grad():
-        for name in START_SHAPES:
-            edge.weight.copy_(
-                torch.linalg.solve(A, D.T @ start_shape(name, grid.to(v.device), sigma))
-            )
-            loss = float(_varpro_loss(edge, groups, vk, yk, xk, ridge))
-            if loss < best[0]:
-                best = (loss, name, edge.weight.detach().clone())
-    edge.weight.data.copy_(best[2])
-    history = [best[0]]
+    with torch.no_grad():  # the start: the standard shape of lowest loss
+        start, loss0 = best_start(
+            edge, vk, lambda e: float(_varpro_loss(e, groups, vk, yk, xk, ridge))
+        )
+    history = [loss0]
     iterations = int(cfg["edge_fit_iterations"])
     opt = lbfgs([edge.weight], iterations)
 
@@ -350,7 +337,7 @@ def fit_receiver_edge(
         rms = (edge(vk.reshape(-1, 1)) - offset).pow(2).mean().sqrt()
         model.lin_edge.weight.copy_(((edge.weight - offset) / rms).to(model.lin_edge.weight))
     return {
-        "edge_fit_method": f"l-bfgs from {best[1]}",
+        "edge_fit_method": f"l-bfgs from {start}",
         "edge_fit_steps": len(history),
         "edge_fit_loss_start": history[0],
         "edge_fit_loss": min(history),

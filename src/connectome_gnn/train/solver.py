@@ -465,27 +465,40 @@ def start_shape(name: str, u: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _best_start(edge: SplineEdge, uk, yk, cb, ridge: float) -> str:
-    """Set ``edge`` to the START_SHAPES shape of the lowest variable-projection loss."""
-    sigma = float(uk.std()) or 1.0
+def best_start(
+    edge: SplineEdge, u: torch.Tensor, loss: Callable[[SplineEdge], float]
+) -> tuple[str, float]:
+    """Set ``edge`` to the START_SHAPES shape (projected on the spline, at the scale of the
+    activity ``u``) of the lowest ``loss(edge)``; returns its name.  ``loss`` may re-gauge the
+    edge in place: the weights kept are those it was evaluated with.  Returns the shape's name
+    and its loss."""
+    sigma = float(u.std()) or 1.0
     z_max = float(-edge.z_lo)
     grid = edge.scale * torch.sinh(
-        torch.linspace(-z_max, z_max, 8 * edge.n_knots, dtype=uk.dtype, device=uk.device)
+        torch.linspace(-z_max, z_max, 8 * edge.n_knots, dtype=torch.float64, device=u.device)
     )
     D = edge.design(grid)
     A = D.T @ D
     A.diagonal().add_(1e-10 * float(A.diagonal().mean()))
     best = (math.inf, None, None)
     for name in START_SHAPES:
-        theta = torch.linalg.solve(A, D.T @ start_shape(name, grid, sigma))
-        edge.weight.copy_(theta)
+        edge.weight.copy_(torch.linalg.solve(A, D.T @ start_shape(name, grid, sigma)))
+        value = loss(edge)
+        if value < best[0]:
+            best = (value, name, edge.weight.clone())
+    edge.weight.copy_(best[2])
+    return best[1], best[0]
+
+
+def _best_start(edge: SplineEdge, uk, yk, cb, ridge: float) -> str:
+    """Set ``edge`` to the START_SHAPES shape of the lowest variable-projection loss."""
+
+    def loss(edge):
         _normalise_spline(edge, uk)
         e = edge(uk.unsqueeze(-1)).squeeze(-1)
-        _, _, mse = joint_solve(chunk_stats(e, yk, cb), ridge)
-        if float(mse.sum()) < best[0]:
-            best = (float(mse.sum()), name, edge.weight.clone())
-    edge.weight.copy_(best[2])
-    return best[1]
+        return float(joint_solve(chunk_stats(e, yk, cb), ridge)[2].sum())
+
+    return best_start(edge, uk, loss)[0]
 
 
 def lbfgs(params: list[torch.Tensor], evaluations: int) -> torch.optim.LBFGS:

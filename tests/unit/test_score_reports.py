@@ -12,19 +12,10 @@ from connectome_gnn.cli import failed_runs
 from connectome_gnn.config import validate
 from connectome_gnn.explore.checkpoint_score import read_curve, write_request
 from connectome_gnn.explore.pruning import resolve_settings
-from connectome_gnn.stages import run_simulation
 from connectome_gnn.train import train_run
 
 WEIGHTS = {"connectivity_R2": 0.6, "cluster_accuracy": 0.4}
 MEDIAN = resolve_settings({"rule": "median", "report_every": 0.5, "warmup_fraction": 0.0})
-
-
-@pytest.fixture(scope="module")
-def sim_dir(tmp_path_factory):
-    cfg = validate({"family": "signal", "n_neurons": 100, "n_frames": 5000}, "signal.model")
-    path = tmp_path_factory.mktemp("sim") / "sim"
-    run_simulation(cfg, 1.0, 0, path)
-    return path
 
 
 def _cfg():

@@ -6,19 +6,8 @@ import torch
 
 from connectome_gnn.analysis import analyze_run
 from connectome_gnn.config import ConfigError, load_train_config, validate
-from connectome_gnn.stages import run_simulation
 from connectome_gnn.train import iterations_per_epoch, train_run
 from connectome_gnn.train import trainer as trainer_mod
-
-
-@pytest.fixture(scope="module")
-def sim_dir(tmp_path_factory):
-    # the tiny default circuit (N = 100, 5000 frames); much smaller ones may settle on a limit
-    # cycle or give too few informative frames to pin W down in a short test
-    cfg = validate({"family": "signal", "n_neurons": 100, "n_frames": 5000}, "signal.model")
-    path = tmp_path_factory.mktemp("sim") / "sim"
-    run_simulation(cfg, 1.0, 0, path)
-    return path
 
 
 def _cfg(**over):

@@ -1,6 +1,7 @@
 """Learned model of the signal family.
 
-du_i/dt ~ lin_phi([u_i, a_i]) + sum_j W_ij lin_edge(u_j)
+du_i/dt ~ lin_phi([u_i, a_i]) + sum_j W_ij lin_edge(u_j) [+ x_i, the external input, when the
+simulation has one: known, or learned by the model's input field]
 
 lin_edge depends on the sender only, so it is evaluated once per neuron and aggregated with a
 dense matmul against the (diagonal-masked) learnable W: O(B N) MLP calls + one B x N x N matmul,
@@ -123,11 +124,14 @@ class SignalGNN(ConnectomeGNN):
         a = self.a.unsqueeze(0).expand(u.shape[0], -1, -1)
         return self.lin_phi(torch.cat([u.unsqueeze(-1), a], dim=-1)).squeeze(-1)
 
-    def forward(self, u: torch.Tensor) -> torch.Tensor:
+    def forward(self, u: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
         squeeze = u.dim() == 1
         if squeeze:
             u = u.unsqueeze(0)
+            x = None if x is None else x.unsqueeze(0)
         out = self.phi(u) + self.message(self.edge(u))
+        if x is not None:
+            out = out + x
         return out.squeeze(0) if squeeze else out
 
 

@@ -88,6 +88,7 @@ def integrate_to_zarr(
     step: Step | None = None,
     measurement_noise: float = 0.0,
     noise_seed: int | None = None,
+    inputs: Callable[[np.ndarray], torch.Tensor] | None = None,
 ) -> dict:
     """Integrate u' = derivative(u) and write u and du of every saved frame.
 
@@ -99,26 +100,48 @@ def integrate_to_zarr(
     (one more state is simulated for the last frame).  Only one chunk of frames is held in
     memory (:class:`~.store.ChunkedFrameWriter`).  Returns simple statistics
     (:class:`~.store.ActivityMoments`, of the saved u) and the wall time.
+
+    With ``inputs`` (frame indices -> their input x, T x N) the dynamics are
+    ``derivative(u, x)``, the input is saved as array ``x`` and the burn-in holds the input of
+    frame 0.
     """
     n = u0.shape[-1]
     noise = float(measurement_noise)
     widths = {"u": n, "du": n, **({"u_clean": n} if noise > 0 else {})}
+    if inputs is not None:
+        widths["x"] = n
+    burn_x = None if inputs is None else inputs(np.zeros(1, dtype=np.int64))[0].to(u0.device)
+
+    def driven(counts: list[int]):
+        if inputs is None:
+            yield from counts
+            return
+        start = 0
+        for c in counts:
+            yield inputs(np.arange(start, start + c)).to(u0.device)
+            start += c
+
+    def x_block(x) -> dict:
+        return {} if x is None else {"x": x.cpu().numpy()}
+
     with ChunkedFrameWriter(store, n_frames, chunk_frames, widths, ActivityMoments()) as writer:
         if noise <= 0:
-            chunks = frame_chunks(n_frames, writer.chunk_frames)
-            for u, du, _ in euler_chunks(derivative, u0, dt, chunks, burn_in, step=step):
-                writer.append(u.cpu().numpy(), du=du.cpu().numpy())
+            chunks = driven(frame_chunks(n_frames, writer.chunk_frames))
+            for u, du, x in euler_chunks(derivative, u0, dt, chunks, burn_in, burn_x, step):
+                writer.append(u.cpu().numpy(), du=du.cpu().numpy(), **x_block(x))
             return writer.summary(burn_in)
         rng = np.random.default_rng(noise_seed)
-        carry_clean = carry_noisy = None  # the last state of the previous chunk
-        chunks = frame_chunks(n_frames + 1, writer.chunk_frames)
-        for u, _, _ in euler_chunks(derivative, u0, dt, chunks, burn_in, step=step):
+        carry = None  # the last state (clean, noisy, input) of the previous chunk
+        chunks = driven(frame_chunks(n_frames + 1, writer.chunk_frames))
+        for u, _, x in euler_chunks(derivative, u0, dt, chunks, burn_in, burn_x, step):
             clean = u.cpu().numpy()
             noisy = clean + (noise * rng.standard_normal(clean.shape)).astype(np.float32)
-            if carry_clean is not None:
-                clean = np.concatenate([carry_clean, clean])
-                noisy = np.concatenate([carry_noisy, noisy])
+            xs = None if x is None else x.cpu().numpy()
+            if carry is not None:
+                clean, noisy = np.concatenate([carry[0], clean]), np.concatenate([carry[1], noisy])
+                xs = None if xs is None else np.concatenate([carry[2], xs])
             du = (np.diff(noisy, axis=0) / dt).astype(np.float32)
-            writer.append(noisy[:-1], du=du, u_clean=clean[:-1])
-            carry_clean, carry_noisy = clean[-1:], noisy[-1:]
+            extra = {} if xs is None else {"x": xs[:-1]}
+            writer.append(noisy[:-1], du=du, u_clean=clean[:-1], **extra)
+            carry = (clean[-1:], noisy[-1:], None if xs is None else xs[-1:])
     return writer.summary(burn_in)

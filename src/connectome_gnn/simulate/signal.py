@@ -1,4 +1,5 @@
-"""PDE_N2 'signal' simulator: du_i/dt = -c_i u_i + s_i tanh(u_i) + g_i sum_j W_ij tanh(u_j)."""
+"""PDE_N2 'signal' simulator: du_i/dt = -c_i u_i + s_i tanh(u_i) + g_i sum_j W_ij tanh(u_j)
+[+ e_i(t), the optional external input of :mod:`.signal_input`]."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from ..io import atomic_path, save_npz, write_json
 from . import data as layout
 from .connectivity import load_connectivity, random_connectivity
 from .euler import integrate_to_zarr, noisy_step
+from .signal_input import draw_input
 
 
 def neuron_types(n_neurons: int, n_types: int) -> np.ndarray:
@@ -32,9 +34,10 @@ class PDEN2(nn.Module):
         self.register_buffer("s", as_t(s))
         self.register_buffer("c", as_t(c))
 
-    def forward(self, u: torch.Tensor) -> torch.Tensor:
+    def forward(self, u: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
         msg = torch.tanh(u) @ self.W.T
-        return -self.c * u + self.s * torch.tanh(u) + self.g * msg
+        out = -self.c * u + self.s * torch.tanh(u) + self.g * msg
+        return out if x is None else out + x
 
 
 def per_neuron_params(model_cfg: dict, types: np.ndarray) -> pd.DataFrame:
@@ -80,6 +83,10 @@ def simulate_signal(
         if sigma > 0
         else None
     )
+    # drawn after everything older configs draw, so that their simulations stay the same
+    ext = draw_input(model_cfg.get("external_input"), n, float(model_cfg["dt"]), rng)
+    if ext is not None and ext.positions is not None:
+        neurons["x"], neurons["y"] = ext.positions[:, 0], ext.positions[:, 1]
 
     with atomic_path(out_dir / layout.ACTIVITY) as store:
         stats = integrate_to_zarr(
@@ -93,6 +100,7 @@ def simulate_signal(
             step=step,
             measurement_noise=noise,
             noise_seed=noise_seed,
+            inputs=None if ext is None else ext.values,
         )
     post, pre = np.nonzero(W)
     save_npz(
@@ -127,6 +135,8 @@ def simulate_signal(
     if sigma > 0 or noise > 0:  # (noiseless: the same simulation.json as before these keys)
         meta["intrinsic_noise"], meta["measurement_noise"] = sigma, noise
         meta["du"] = "finite difference of the noisy u" if noise > 0 else "drift f(u_k)"
+    if ext is not None:  # which neurons the input x drives (the values are array x)
+        meta["input"] = {"kind": ext.kind, "neurons": ext.neurons.tolist()}
     plot_simulation(out_dir, W, types)
     write_json(out_dir / layout.SETTINGS, meta)
     return meta

@@ -75,7 +75,25 @@ class Family(ABC):
 
     @abstractmethod
     def build_model(self, sim: Any, train_cfg: dict):
-        """The learned GNN for this family (a torch module ``f(u[B, N]) -> du/dt[B, N]``)."""
+        """The learned GNN for this family (a torch module ``f(u[B, N]) -> du/dt[B, N]``),
+        with its input field when the config learns the input (:meth:`attach_field`)."""
+
+    def input_units(self, sim: Any) -> tuple:
+        """Where a simulation's external input enters: (targets (M,) neurons, units (M,) the
+        field unit each reads, n_units, positions (n_units, 2) or None); see
+        :class:`connectome_gnn.models.siren.InputField`."""
+        from ..config import ConfigError
+
+        raise ConfigError(f"field 'input': learned, but the {self.name} family has no input")
+
+    def attach_field(self, model, sim: Any, train_cfg: dict, generator=None):
+        """``model`` with ``model.field`` set: the learned input field (input: learned) or
+        None.  Built after the model, so that a known-input model draws the same numbers."""
+        from ..models.siren import build_field, input_settings
+
+        units = self.input_units(sim) if input_settings(train_cfg)["input"] == "learned" else None
+        model.field = build_field(train_cfg, sim.n_neurons, units, generator)
+        return model
 
     @abstractmethod
     def readouts(self, model, sim: Any) -> dict:

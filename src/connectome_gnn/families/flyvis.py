@@ -131,6 +131,42 @@ class FlyVisFamily(Family):
         "batch_size": {"type": "choice", "choices": (1, 2, 4, 8)},
         "data_augmentation_loop": {"type": "int", "low": 10, "high": 400, "log": True, "step": 0.3},
         "n_epochs": {"type": "int", "low": 1, "high": 10, "step": 0.25},
+        # the input field (input: learned only), seed 003's ranges: omega_f 2048-4096 works
+        # (1024 crashed), hidden 2048 best (1536 viable), 3 layers (4 failed), T_period 64000
+        # (halving destroyed the field), lr_siren 1e-8 (1e-5 destroyed it)
+        # (each only in configurations with input: learned, its "requires")
+        "omega_f": {
+            "type": "float",
+            "low": 2048.0,
+            "high": 4096.0,
+            "log": True,
+            "requires": {"input": "learned"},
+        },
+        "hidden_dim_nnr_f": {
+            "type": "choice",
+            "choices": (1024, 1536, 2048),
+            "requires": {"input": "learned"},
+        },
+        "n_layers_nnr_f": {
+            "type": "choice",
+            "choices": (2, 3),
+            "requires": {"input": "learned"},
+        },
+        "nnr_f_T_period": {
+            "type": "float",
+            "low": 32000.0,
+            "high": 128000.0,
+            "log": True,
+            "step": 0.3,
+            "requires": {"input": "learned"},
+        },
+        "lr_siren": {
+            "type": "float",
+            "low": 1e-9,
+            "high": 1e-6,
+            "log": True,
+            "requires": {"input": "learned"},
+        },
     }
 
     def check_model(self, model_cfg: dict, source: str) -> None:
@@ -163,7 +199,7 @@ class FlyVisFamily(Family):
         from ..models.flyvis import FlyVisGNN
 
         c = sim.connectivity
-        return FlyVisGNN.from_config(
+        model = FlyVisGNN.from_config(
             torch.from_numpy(c["pre"].astype(np.int64)),
             torch.from_numpy(c["post"].astype(np.int64)),
             sim.n_neurons,
@@ -171,6 +207,20 @@ class FlyVisFamily(Family):
             generator=generator,
             edge_range=edge_range(sim.meta, float(train_cfg.get("lin_edge_knot_scale", 1.0))),
         )
+        return self.attach_field(model, sim, train_cfg, generator)
+
+    def input_units(self, sim) -> tuple:
+        """The photoreceptors (role input) read the field of their column, one unit per column
+        (the 8 photoreceptor types of a column share one luminance, as in the simulator); the
+        columns' places are the hexagonal lattice's, in the plane, scaled into [-1, 1]."""
+        nrn = sim.neurons
+        targets = np.flatnonzero(nrn["role"].to_numpy() == "input")
+        columns = nrn["column"].to_numpy()
+        n_units = int(columns.max()) + 1
+        places = nrn.groupby("column")[["u", "v"]].first().sort_index().to_numpy(np.float64)
+        xy = np.stack([places[:, 0] + 0.5 * places[:, 1], places[:, 1] * np.sqrt(3) / 2], 1)
+        xy = xy / max(float(np.abs(xy).max()), 1e-9)
+        return targets, columns[targets], n_units, xy.astype(np.float32)
 
     def readouts(self, model, sim, u_range=None) -> dict:
         dev = model.W.device

@@ -91,12 +91,28 @@ class SignalFamily(Family):
     def build_model(self, sim, train_cfg: dict, generator: torch.Generator | None = None):
         from ..models.signal import SignalGNN
 
-        return SignalGNN.from_config(
+        model = SignalGNN.from_config(
             sim.n_neurons,
             cfg=train_cfg,
             generator=generator,
             edge_range=edge_range(sim.meta, float(train_cfg.get("lin_edge_knot_scale", 1.0))),
         )
+        return self.attach_field(model, sim, train_cfg, generator)
+
+    def input_units(self, sim) -> tuple:
+        """The input neurons of simulation.json's ``input``, one field unit each; their grid
+        places (neurons.csv x, y, centred on 0) for a moving pattern."""
+        spec = sim.meta.get("input")
+        if not spec:
+            raise ConfigError(
+                f"field 'input': learned, but simulation {sim.path} has no external input "
+                "(set the model's external_input)"
+            )
+        neurons = np.asarray(spec["neurons"], dtype=np.int64)
+        positions = None
+        if {"x", "y"} <= set(sim.neurons.columns):
+            positions = 2.0 * sim.neurons.loc[neurons, ["x", "y"]].to_numpy(np.float32) - 1.0
+        return neurons, np.arange(neurons.size), neurons.size, positions
 
     def readouts(self, model, sim, u_range: tuple[float, float] | None = None) -> dict:
         """Learned W (raw and corrected), embeddings and MLP curves, as numpy arrays.

@@ -11,7 +11,8 @@ A model predicts du_i/dt from the activity u (frames x N) with three learned par
 What the trainer and the regularisers ask of a model, and nothing else:
 
 - :meth:`parameter_groups`: the optimizer groups ``W`` / ``emb`` / ``mlp`` (learning rates
-  ``lr_W`` / ``lr_emb`` / ``lr``, see :data:`LR_KEYS`);
+  ``lr_W`` / ``lr_emb`` / ``lr``, see :data:`LR_KEYS`), and ``field`` (``lr_siren``) when the
+  model learns its input (``field``, a :class:`~.siren.InputField`, else None);
 - :attr:`has_basis` and :meth:`refresh_basis`: the ``W_basis: eigen`` re-alignment;
 - :meth:`edge_norm_target`: the value ``coeff_edge_norm`` pins lin_edge(2 xnorm) to;
 - :meth:`effective_W`, :meth:`edge`, :meth:`phi`, :meth:`message` and ``forward(u[, x])``;
@@ -59,7 +60,7 @@ class ConnectomeGNN(nn.Module, metaclass=ABCMeta):
     """Base class of the learned models; see the module docstring for the contract."""
 
     #: optimizer group -> training-config key of its learning rate
-    LR_KEYS = {"W": "lr_W", "emb": "lr_emb", "mlp": "lr"}
+    LR_KEYS = {"W": "lr_W", "emb": "lr_emb", "mlp": "lr", "field": "lr_siren"}
     #: coeff_edge_norm pins lin_edge(2 xnorm) to 2 xnorm (True: a rectifying edge, FlyVis) or 1
     edge_norm_to_input: bool = False
     #: how the W solver (W_solve) treats the model: "shared" (a dense W whose receivers share one
@@ -72,6 +73,11 @@ class ConnectomeGNN(nn.Module, metaclass=ABCMeta):
     lin_edge: nn.Module
     lin_phi: nn.Module
     n_neurons: int
+
+    def __init__(self) -> None:
+        super().__init__()
+        #: the learned input field (input: learned), attached by the family after construction
+        self.field: nn.Module | None = None
 
     @staticmethod
     def check_basis(W_basis: str) -> None:
@@ -100,9 +106,12 @@ class ConnectomeGNN(nn.Module, metaclass=ABCMeta):
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """The optimizer groups (keys of :data:`LR_KEYS`), each in parameter order."""
-        groups: dict[str, list[nn.Parameter]] = {"W": [], "emb": [], "mlp": []}
+        groups: dict[str, list[nn.Parameter]] = {"W": [], "emb": [], "mlp": [], "field": []}
+        field = set() if self.field is None else {id(p) for p in self.field.parameters()}
         for param in self.parameters():
-            if param is self.W:
+            if id(param) in field:
+                groups["field"].append(param)
+            elif param is self.W:
                 groups["W"].append(param)
             elif param is self.a:
                 groups["emb"].append(param)

@@ -26,12 +26,21 @@ def training_seed(cfg_seed: int, replicate_seed: int) -> int:
     return int(np.random.SeedSequence([int(cfg_seed), int(replicate_seed)]).generate_state(1)[0])
 
 
+def learning_rate(cfg: dict, key: str) -> float:
+    """A learning rate of the config; lr_siren (an optional key) takes its default."""
+    if key in cfg:
+        return float(cfg[key])
+    from ..models.siren import INPUT_DEFAULTS
+
+    return float(INPUT_DEFAULTS[key])
+
+
 def make_optimizer(model, cfg: dict) -> torch.optim.Optimizer:
     """One Adam over the model's parameter groups, each at its configured learning rate."""
     groups = model.parameter_groups()
     return torch.optim.Adam(
         [
-            {"params": params, "lr": cfg[model.LR_KEYS[name]], "name": name}
+            {"params": params, "lr": learning_rate(cfg, model.LR_KEYS[name]), "name": name}
             for name, params in groups.items()
             if params
         ]
@@ -46,7 +55,7 @@ def set_lr(optimizer: torch.optim.Optimizer, cfg: dict, progress: float, lr_keys
     floor = cfg["lr_final_fraction"]
     factor = floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
     for group in optimizer.param_groups:
-        group["lr"] = cfg[lr_keys[group["name"]]] * factor
+        group["lr"] = learning_rate(cfg, lr_keys[group["name"]]) * factor
 
 
 def refresh_schedule(iteration: int, every: int) -> bool:

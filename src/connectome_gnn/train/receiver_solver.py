@@ -291,11 +291,13 @@ def fit_receiver_edge(
     cfg: dict,
     seed: int,
     log: Callable[[str], None] | None = None,
+    exclude: torch.Tensor | None = None,
 ) -> dict:
     """Variable-projection fit of a spline lin_edge (``edge_fit: varpro``) on
-    ``edge_fit_frames`` evenly spread frames and ``edge_fit_receivers`` random receivers: the
-    best of the standard start shapes, then L-BFGS (``edge_fit_iterations`` evaluations).
-    The edge function is left in its gauge (0 at v = 0, unit RMS over the fit's frames)."""
+    ``edge_fit_frames`` evenly spread frames and ``edge_fit_receivers`` random receivers (never
+    those in ``exclude``, neurons whose input is unknown): the best of the standard start
+    shapes, then L-BFGS (``edge_fit_iterations`` evaluations).  The edge function is left in
+    its gauge (0 at v = 0, unit RMS over the fit's frames)."""
     if not isinstance(model.lin_edge, SplineEdge):
         raise ConfigError(
             "field 'edge_fit': the FlyVis edge fit needs a spline lin_edge (lin_edge_form: spline)"
@@ -303,9 +305,12 @@ def fit_receiver_edge(
     t0 = time.perf_counter()
     n = model.n_neurons
     frames = solver_frames(v.shape[0], int(cfg["edge_fit_frames"])).to(v.device)
-    m = min(int(cfg["edge_fit_receivers"]), n)
+    pool = np.arange(n)
+    if exclude is not None:
+        pool = np.setdiff1d(pool, exclude.cpu().numpy())
+    m = min(int(cfg["edge_fit_receivers"]), pool.size)
     rng = np.random.default_rng(seed)
-    receivers = torch.from_numpy(np.sort(rng.choice(n, m, replace=False))).to(v.device)
+    receivers = torch.from_numpy(np.sort(rng.choice(pool, m, replace=False))).to(v.device)
     groups = groups_of(model, receivers)
     vk, yk = v[frames].double(), y[frames].double()
     xk = None if x is None else x[frames].double()
@@ -457,6 +462,40 @@ def fit_phi_to_solution(model, v, x, sol: Solution, cfg: dict, seed: int) -> dic
     return {"phi_fit_loss": loss, "phi_fit_s": time.perf_counter() - t0}
 
 
+def _learned_input(model, v, du, cfg: dict, seed: int, log) -> tuple[torch.Tensor, dict]:
+    """``input: learned``: the field fitted to the alternating estimate of the input
+    (``field_init: estimate``, :func:`.field_fit.estimate_receiver_input`) or left at its
+    start (``none``); returns its values on every training frame (a tensor, no gradient) for
+    the solves that follow, and what it did."""
+    from .field_fit import estimate_receiver_input, fit_field
+
+    field, info = model.field, {}
+    if cfg["field_init"] == "estimate":
+        found = estimate_receiver_input(model, v, du, cfg, log)
+        info.update(found["info"])
+        t0 = time.perf_counter()
+        gen = torch.Generator().manual_seed(int(seed))
+        loss = fit_field(
+            field,
+            found["frames"],
+            found["values"],
+            float(cfg["field_fit_lr"]),
+            int(cfg["field_fit_steps"]),
+            gen,
+        )
+        info.update(field_fit_loss=loss, field_fit_s=time.perf_counter() - t0)
+        if log:
+            log(f"input field fitted to the estimate: relative loss {loss:.3g}")
+    with torch.no_grad():
+        x = torch.cat(
+            [
+                field(torch.arange(s, min(s + CHUNK, v.shape[0]), device=v.device))
+                for s in range(0, v.shape[0], CHUNK)
+            ]
+        ).to(v.dtype)
+    return x, info
+
+
 def prepare_receivers(
     model, v: torch.Tensor, du: torch.Tensor, x: torch.Tensor | None, cfg: dict, seed: int, log
 ) -> dict:
@@ -471,8 +510,15 @@ def prepare_receivers(
             "update is not additive in the message); set 0"
         )
     info: dict = {}
+    field = getattr(model, "field", None)
+    if field is not None:  # a learned input: the edge fit leaves its targets out
+        x = None
     if cfg["edge_fit"] != "none":
-        info.update(fit_receiver_edge(model, v, du, x, cfg, seed, log))
+        exclude = None if field is None else field.targets
+        info.update(fit_receiver_edge(model, v, du, x, cfg, seed, log, exclude=exclude))
+    if field is not None:
+        x, field_info = _learned_input(model, v, du, cfg, seed, log)
+        info.update(field_info)
     t0 = time.perf_counter()
     frames = solver_frames(v.shape[0], int(cfg["W_solve_frames"]))
     with torch.no_grad():

@@ -555,8 +555,10 @@ def fit_edge(
     cfg: dict,
     seed: int,
     log: Callable[[str], None] | None = None,
+    exclude: torch.Tensor | None = None,
 ) -> dict:
     """Variable-projection fit of lin_edge (``edge_fit: varpro``); returns what it did.
+    Receivers in ``exclude`` (neurons whose input is unknown) are never used.
 
     On ``edge_fit_frames`` evenly spread training frames and ``edge_fit_receivers`` random
     receivers, the loss of an edge function is the mean squared residual of the joint solve
@@ -571,9 +573,12 @@ def fit_edge(
     t0 = time.perf_counter()
     n_frames, n = u.shape
     frames = solver_frames(n_frames, int(cfg["edge_fit_frames"]))
-    m = min(int(cfg["edge_fit_receivers"]), n)
+    pool = np.arange(n)
+    if exclude is not None:
+        pool = np.setdiff1d(pool, exclude.cpu().numpy())
+    m = min(int(cfg["edge_fit_receivers"]), pool.size)
     rng = np.random.default_rng(seed)
-    receivers = torch.from_numpy(np.sort(rng.choice(n, m, replace=False))).to(u.device)
+    receivers = torch.from_numpy(np.sort(rng.choice(pool, m, replace=False))).to(u.device)
     k = int(cfg["W_solve_phi_basis"])
     lo, hi = activity_ranges(u, frames)
     uk = u[frames.to(u.device)].double()
@@ -728,12 +733,14 @@ def fit_phi(
     }
 
 
-def solve_W(model, u: torch.Tensor, du: torch.Tensor, cfg: dict) -> dict:
+def solve_W(model, u: torch.Tensor, du: torch.Tensor, cfg: dict, x_in=None) -> dict:
     """Set the model's W by an exact solve on ``W_solve_frames`` evenly spread training frames.
 
     With ``W_solve_phi_basis`` K > 0 the solve is joint with K basis functions of u_i per
     receiver (lin_phi is then refitted to the curves they give, :func:`fit_phi`); with K = 0
-    the targets are du - lin_phi(u) of the current model.  Returns what it did."""
+    the targets are du - lin_phi(u) of the current model.  An external input ``x_in`` (known,
+    or the model's learned field: anything indexed by frames) is subtracted from du first.
+    Returns what it did."""
     t0 = time.perf_counter()
     n_frames, n = u.shape
     frames = solver_frames(n_frames, int(cfg["W_solve_frames"]))
@@ -741,13 +748,16 @@ def solve_W(model, u: torch.Tensor, du: torch.Tensor, cfg: dict) -> dict:
     lo, hi = activity_ranges(u, frames)
     everyone = torch.arange(n)
     with torch.no_grad():
-        if k:
-            target = du
-        else:  # the part of du/dt that the messages must explain, for the current lin_phi
-            target = torch.empty_like(du)
+        target = du
+        if x_in is not None:
+            from .field_fit import input_free_target
+
+            target = input_free_target(du, x_in, frames)
+        if not k:  # the part of du/dt that the messages must explain, for the current lin_phi
+            target = target.clone() if target is du else target
             for start in range(0, len(frames), CHUNK):
                 idx = frames[start : start + CHUNK].to(u.device)
-                target[idx] = du[idx] - model.phi(u[idx])
+                target[idx] = target[idx] - model.phi(u[idx])
         stats = accumulate(model.edge, u, target, frames, everyone, lo, hi, k)
         W, beta, mse = joint_solve(stats, float(cfg["W_solve_ridge"]))
         if cfg["W_solve"] == "lasso":

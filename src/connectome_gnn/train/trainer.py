@@ -35,10 +35,12 @@ from ..errors import ConfigError, Interrupted  # noqa: F401 - ConfigError re-exp
 from ..families import get_family
 from ..io import remove_stale_temps
 from ..layout import CHECKPOINT, LOSS, MODEL, RUN_CONFIG  # noqa: F401 - re-exported
+from ..models.base import ConnectomeGNN
 from ..models.embedding import activity_embedding
+from ..models.siren import LearnedInput, input_settings
 from ..progress import log_summary, progress_bar
 from ..simulate.data import Simulation
-from . import receiver_solver, solver, sparsify
+from . import field_fit, receiver_solver, solver, sparsify
 from .checkpoint import (
     LossLog,
     ScoreReports,
@@ -76,7 +78,7 @@ _make_optimizer = make_optimizer
 
 
 def _set_lr(optimizer, cfg: dict, progress: float) -> None:
-    set_lr(optimizer, cfg, progress, {"W": "lr_W", "emb": "lr_emb", "mlp": "lr"})
+    set_lr(optimizer, cfg, progress, ConnectomeGNN.LR_KEYS)
 
 
 class _Run:
@@ -93,7 +95,7 @@ class _Run:
         self.resumed: int | None = None
         self.monitor: Callable[[Any, int, float], None] | None = None
         self.reports = ScoreReports.requested(out_dir, self.total)
-        self.solver = {**cfg, **solver.settings(cfg)}
+        self.solver = {**cfg, **solver.settings(cfg), **input_settings(cfg)}
         self.solver_info: dict = {}
         if self.solving:  # W is set by the solver, and a fitted lin_edge is kept
             model.W.requires_grad_(False)
@@ -163,9 +165,22 @@ class _Run:
                 )
             )
         else:
-            if cfg["edge_fit"] == "varpro":
-                self.solver_info.update(solver.fit_edge(model, data.u, data.du, cfg, seed, _log))
-            self.solver_info.update(solver.solve_W(model, data.u, data.du, cfg))
+            field = model.field
+            if cfg["edge_fit"] == "varpro":  # on du - x, or without the neurons of a learned x
+                known = data.x_in if field is None else None
+                every = solver.solver_frames(data.n_train, int(cfg["edge_fit_frames"]))
+                du = (
+                    data.du if known is None else field_fit.input_free_target(data.du, known, every)
+                )
+                exclude = None if field is None else field.targets
+                self.solver_info.update(
+                    solver.fit_edge(model, data.u, du, cfg, seed, _log, exclude=exclude)
+                )
+            if field is not None and cfg["field_init"] == "estimate":
+                self.solver_info.update(
+                    field_fit.initialise_field(model, data.u, data.du, cfg, self.gen, _log)
+                )
+            self.solver_info.update(solver.solve_W(model, data.u, data.du, cfg, data.x_in))
         self.solver_info["W_solves"] = 1
         _log(f"solver: {_describe(self.solver_info)}")
         self.save(0, 0, budget)
@@ -173,7 +188,11 @@ class _Run:
     def resolve(self) -> None:
         """A W solve given the current lin_phi (the periodic and final solves)."""
         info = solver.solve_W(
-            self.model, self.data.u, self.data.du, {**self.solver, "W_solve_phi_basis": 0}
+            self.model,
+            self.data.u,
+            self.data.du,
+            {**self.solver, "W_solve_phi_basis": 0},
+            self.data.x_in,
         )
         self.solver_info["W_solves"] = self.solver_info.get("W_solves", 0) + 1
         self.solver_info["W_solve_mse"] = info["W_solve_mse"]
@@ -254,6 +273,8 @@ def train_run(
     gen = torch.Generator().manual_seed(seed)
     data = TrainingData(sim, cfg, dev)
     model = family.build_model(sim, cfg, generator=gen).to(dev)
+    if model.field is not None:  # input: learned; the rollouts read the field
+        data.x_in = LearnedInput(model.field)
     run = _Run(
         out_dir, model, _make_optimizer(model, cfg), gen, data, cfg, _config_hash(cfg, sim.meta)
     )

@@ -23,6 +23,7 @@ __all__ = [
     "ID_COLUMNS",
     "HEADLINE_METRICS",
     "KNOWN_METRICS",
+    "OPTIONAL_METRICS",
     "PARETO_METRICS",
     "RECOVERY_METRICS",
     "REPLICATE_KEYS",
@@ -70,6 +71,8 @@ RECOVERY_METRICS = (
     "data_mse_rel",
     "data_mse",
     "data_mse_true",
+    "field_R2",
+    "field_pearson",
 )
 #: Metrics of the training of every run (train_info.json).
 TRAINING_METRICS = ("final_loss", "training_time_min")
@@ -92,6 +95,7 @@ HEADLINE_METRICS = (
     "connectivity_R2",
     "cluster_accuracy",
     *declared_metrics("headline_metrics"),
+    "field_R2",
     "test_R2",
     "test_pearson",
     *TRAINING_METRICS,
@@ -102,7 +106,10 @@ PARETO_METRICS = (
     "cluster_accuracy",
     "test_R2",
     *declared_metrics("pareto_metrics"),
+    "field_R2",
 )
+#: Metrics only some runs have (field_R2: a learned input); see :func:`.stats.pareto_front`.
+OPTIONAL_METRICS = ("field_R2",)
 
 
 def numeric(df: pd.DataFrame, column: str) -> pd.Series:

@@ -23,7 +23,7 @@ import pandas as pd
 
 from ..config import load_schema
 from ..text import format_value, mean_std_text, natural_key
-from .columns import PARETO_METRICS, is_ok, numeric
+from .columns import OPTIONAL_METRICS, PARETO_METRICS, is_ok, numeric
 from .tables import best_runs
 
 __all__ = [
@@ -411,7 +411,14 @@ def pareto_front(
         return out
     labels = config_labels(runs)
     vals = pd.DataFrame({m: numeric(runs, m) for m in used}, index=runs.index)
-    keep = is_ok(runs) & vals.notna().all(axis=1)
+    # an optional metric (field_R2: runs that learn their input) that some ok runs lack is
+    # ignored in their group's comparison, rather than leaving those runs out
+    ok = is_ok(runs)
+    for m in OPTIONAL_METRICS:
+        if m in used:
+            lacking = (ok & vals[m].isna()).groupby([runs[b] for b in by], dropna=False)
+            vals.loc[lacking.transform("any").to_numpy(), m] = -np.inf
+    keep = ok & vals.notna().all(axis=1)
     pool = runs[keep]
     records = []
     groups = pool.groupby(list(by), sort=True, dropna=False) if len(pool) else []
@@ -428,8 +435,12 @@ def pareto_front(
             idx = group.index[i]
             row = {c: runs.at[idx, c] for c in (*by, *ident)}
             row["config"] = labels[idx]
-            row.update({m: float(x[i, j]) for j, m in enumerate(used)})
-            row["best_in"] = ", ".join(m for j, m in enumerate(used) if x[i, j] == best[j])
+            row.update(
+                {m: float(x[i, j]) if x[i, j] > -np.inf else np.nan for j, m in enumerate(used)}
+            )
+            row["best_in"] = ", ".join(
+                m for j, m in enumerate(used) if x[i, j] == best[j] and best[j] > -np.inf
+            )
             records.append(row)
     out = pd.DataFrame.from_records(records, columns=cols)
     if not out.empty:

@@ -278,3 +278,34 @@ def svd_rank(matrix, fractions: Sequence[float] = (0.9, 0.99)) -> dict:
         k = int(np.searchsorted(frac, f - 1e-12, side="left")) + 1
         out[key] = min(k, s2.size)
     return out
+
+
+def field_metrics(x_true, x_learned) -> dict:
+    """How well a learned input field matches the true input: ``field_R2`` and
+    ``field_pearson`` over frames x units (T x M arrays, one column per field unit).
+
+    The field is determined up to what the learned lin_phi absorbs, so the map allowed is
+    x_true ~ alpha x_learned + b_m: one offset per unit (lin_phi(u_i, a_i) takes up a constant
+    per neuron) and one global scale alpha, by least squares.  Both series are centred per unit;
+    field_R2 = 1 - SS_res / SS_tot with SS_tot the per-unit-centred variance of the truth
+    (which equals the squared pooled Pearson correlation, the reference's R² convention), and
+    field_pearson is that correlation, whose sign shows a flipped field.  ``nan`` when either
+    is constant within every unit.
+    """
+    t = np.asarray(x_true, dtype=np.float64)
+    y = np.asarray(x_learned, dtype=np.float64)
+    if t.shape != y.shape or t.ndim != 2:
+        raise ValueError(f"field_metrics: expected two T x M arrays, got {t.shape} and {y.shape}")
+    keep = np.isfinite(t).all(1) & np.isfinite(y).all(1)
+    t, y = t[keep], y[keep]
+    if t.shape[0] < 2:
+        return {"field_R2": NAN, "field_pearson": NAN}
+    t = t - t.mean(0)
+    y = y - y.mean(0)
+    stt, syy = float((t * t).sum()), float((y * y).sum())
+    if stt == 0.0 or syy == 0.0:
+        return {"field_R2": NAN, "field_pearson": NAN}
+    alpha = float((t * y).sum()) / syy
+    resid = t - alpha * y
+    r = float(np.clip(float((t * y).sum()) / np.sqrt(stt * syy), -1.0, 1.0))
+    return {"field_R2": 1.0 - float((resid * resid).sum()) / stt, "field_pearson": r}

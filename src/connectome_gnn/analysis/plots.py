@@ -303,6 +303,85 @@ def plot_per_type_r2(per_type: dict, path: str | Path, threshold: float = 0.9) -
     _save(fig, path)
 
 
+def plot_field_traces(
+    x_true, x_learned, t, path: str | Path, r2: float | None = None, n_traces: int = 4
+) -> None:
+    """A learned input against the true one: ``n_traces`` units (the most variable), true solid,
+    learned dashed after field_R2's map (one offset per unit, one global scale), over the
+    first ~10 % of the frames given and over all of them."""
+    x_true = np.asarray(x_true, dtype=np.float64)
+    x_learned = np.asarray(x_learned, dtype=np.float64)
+    t = np.asarray(t, dtype=np.float64)
+    tc = x_true - x_true.mean(0)
+    lc = x_learned - x_learned.mean(0)
+    alpha = float((tc * lc).sum()) / (float((lc * lc).sum()) or 1.0)
+    mapped = alpha * lc + x_true.mean(0)
+    order = np.argsort(-np.nan_to_num(x_true.std(0)))[:n_traces]
+    colors = sns.color_palette("tab10", len(order))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    spans = (slice(0, max(2, len(t) // 10)), slice(None))
+    for ax, span, label in zip(axes, spans, ("first frames", "all training frames"), strict=True):
+        for c, i in zip(colors, order, strict=True):
+            ax.plot(t[span], x_true[span, i], color=c, lw=1.0)
+            ax.plot(t[span], mapped[span, i], color=c, lw=1.0, ls="--")
+        ax.set(xlabel="time", ylabel="input x", title=label)
+    handles = [
+        plt.Line2D([], [], color="k", label="true"),
+        plt.Line2D([], [], color="k", ls="--", label="learned (mapped)"),
+    ]
+    axes[0].legend(handles=handles, fontsize=7)
+    if r2 is not None:
+        fig.suptitle(f"learned input field (field_R2 {r2:.3f})")
+    _save(fig, path)
+
+
+def plot_field_images(positions, x_true, x_learned, t, path: str | Path, n_frames: int = 4) -> None:
+    """The input field as images of the units at their places (hexagons: FlyVis columns, or a
+    signal model's grid) at ``n_frames`` frames of high contrast: true, learned (after
+    field_R2's map) and their difference, one row each."""
+    pos = np.asarray(positions, dtype=np.float64)
+    x_true = np.asarray(x_true, dtype=np.float64)
+    x_learned = np.asarray(x_learned, dtype=np.float64)
+    tc = x_true - x_true.mean(0)
+    lc = x_learned - x_learned.mean(0)
+    alpha = float((tc * lc).sum()) / (float((lc * lc).sum()) or 1.0)
+    mapped = alpha * lc + x_true.mean(0)
+    spread = x_true.std(1)
+    picks = np.linspace(0, len(spread) - 1, 4 * n_frames).round().astype(int)
+    picks = np.sort(picks[np.argsort(-spread[picks])[:n_frames]])
+    lo, hi = float(np.nanmin(x_true)), float(np.nanmax(x_true))
+    lim = float(np.nanmax(np.abs(mapped - x_true))) or 1.0
+    fig, axes = plt.subplots(3, len(picks), figsize=(2.6 * len(picks), 7.2), squeeze=False)
+    size = 2.2e4 / max(len(pos), 1) ** 1.0
+    for j, k in enumerate(picks):
+        rows = (
+            (x_true[k], "viridis", lo, hi, "true"),
+            (mapped[k], "viridis", lo, hi, "learned"),
+            (mapped[k] - x_true[k], "RdBu_r", -lim, lim, "learned - true"),
+        )
+        for i, (val, cmap, vmin, vmax, label) in enumerate(rows):
+            ax = axes[i, j]
+            ax.scatter(
+                pos[:, 0],
+                pos[:, 1],
+                c=val,
+                cmap=cmap,
+                vmin=vmin,
+                vmax=vmax,
+                marker="h",
+                s=size,
+                linewidths=0,
+            )
+            ax.set_aspect("equal")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j == 0:
+                ax.set_ylabel(label)
+            if i == 0:
+                ax.set_title(f"t = {t[k]:.3g}", fontsize=9)
+    _save(fig, path)
+
+
 def plot_rollout(
     u_true, u_pred, dt: float, path: str | Path, r2: float | None = None, n_traces: int = 6
 ) -> None:

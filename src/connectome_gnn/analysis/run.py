@@ -29,7 +29,14 @@ from ..simulate.data import Simulation
 from ..train.trainer import LOSS, MODEL, RUN_CONFIG
 from . import plots
 from .clustering import cluster_metrics, kmeans_types
-from .metrics import connectivity_metrics, linear_fit_r2, per_type_r2, rollout_metrics, svd_rank
+from .metrics import (
+    connectivity_metrics,
+    field_metrics,
+    linear_fit_r2,
+    per_type_r2,
+    rollout_metrics,
+    svd_rank,
+)
 
 METRICS = layout.METRICS
 PLOTS = {
@@ -39,6 +46,8 @@ PLOTS = {
     "loss": "loss.png",
     "per_type": "per_type_R2.png",
     "rollout": "rollout.png",
+    "field": "field_traces.png",  # a learned input only
+    "field_images": "field_images.png",  # ... whose units have places (FlyVis, moving pattern)
 }
 
 
@@ -115,6 +124,37 @@ def parameter_metrics(family, ro: dict) -> dict:
 DATA_LOSS_FRAMES = 2000
 
 
+FIELD_FRAMES = 5000
+
+
+def field_readout(sim: Simulation, field, frames=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The true and the learned input per field unit (T x n_units each) on ``frames`` (default:
+    up to :data:`FIELD_FRAMES` training frames spread evenly), and those frames.  A unit's true
+    value is the simulated x of its first target neuron (the targets of a unit share one)."""
+    if frames is None:
+        n = sim.n_train_frames
+        frames = np.unique(np.linspace(0, n - 1, min(FIELD_FRAMES, n)).round().astype(int))
+    frames = np.asarray(frames, dtype=np.int64)
+    targets = field.targets.cpu().numpy()
+    units = field.units.cpu().numpy()
+    first = np.array([targets[np.flatnonzero(units == m)[0]] for m in range(field.n_units)])
+    x_true = sim.read_frames("x", frames)[:, first]
+    with torch.no_grad():
+        learned = field.unit_values(torch.from_numpy(frames).to(field.targets.device))
+    return x_true, learned.cpu().numpy(), frames
+
+
+def model_input(sim: Simulation, model, frames, device):
+    """The input x (frames x N) the model reads at ``frames``: its learned field, or the
+    simulated x (None for a simulation without input)."""
+    if getattr(model, "field", None) is not None:
+        with torch.no_grad():
+            return model.field(torch.as_tensor(np.asarray(frames), device=device))
+    if not sim.has_input:
+        return None
+    return torch.from_numpy(sim.read_frames("x", np.asarray(frames))).to(device)
+
+
 def data_losses(sim: Simulation, model, truth, device) -> dict:
     """Mean squared error of du/dt on the same training frames for the learned model
     (``data_mse``) and the ground-truth simulator (``data_mse_true``; 0 up to rounding for
@@ -126,8 +166,9 @@ def data_losses(sim: Simulation, model, truth, device) -> dict:
     u = torch.from_numpy(sim.read_frames("u", idx)).to(device)
     du = torch.from_numpy(sim.read_frames("du", idx)).to(device)
     x = torch.from_numpy(sim.read_frames("x", idx)).to(device) if sim.has_input else None
+    x_model = model_input(sim, model, idx, device)
     with torch.no_grad():
-        pred = model(u) if x is None else model(u, x)
+        pred = model(u) if x_model is None else model(u, x_model)
         true = truth(u) if x is None else truth(u, x)
     var = float(du.double().var()) or 1.0
     learned = float(((pred - du).double() ** 2).mean())
@@ -240,11 +281,29 @@ def analyze_run(
             x_in = sim.read_input(start, start + n_roll)
             x_in = None if x_in is None else torch.from_numpy(x_in).to(dev)
             u_true = rollout(truth, u0, n_roll, sim.dt, x_in)
-            u_pred = rollout(model, u0, n_roll, sim.dt, x_in)
+            # a learned input is the field beyond the training frames (an extrapolation)
+            x_model = model_input(sim, model, np.arange(start, start + n_roll), dev)
+            u_pred = rollout(model, u0, n_roll, sim.dt, x_model)
             metrics.update(rollout_metrics(u_true, u_pred))
             plots.plot_rollout(
                 u_true, u_pred, sim.dt, plot_dir / PLOTS["rollout"], r2=metrics.get("test_R2")
             )
+
+        if model.field is not None and sim.has_input:
+            x_true, x_learned, frames = field_readout(sim, model.field)
+            metrics.update(field_metrics(x_true, x_learned))
+            plots.plot_field_traces(
+                x_true,
+                x_learned,
+                frames * sim.dt,
+                plot_dir / PLOTS["field"],
+                r2=metrics["field_R2"],
+            )
+            positions = family.input_units(sim)[3]
+            if positions is not None:
+                plots.plot_field_images(
+                    positions, x_true, x_learned, frames * sim.dt, plot_dir / PLOTS["field_images"]
+                )
 
         plots.plot_w_scatter(
             ro["w_true"],

@@ -44,10 +44,11 @@ from .tree import ExplorationTree
 __all__ = ["LOG_METRICS", "config_params", "format_log", "iteration_table", "write_log"]
 
 #: Metrics of the ``Metrics:`` line, in this order (those present): the families' headline
-#: metrics (FlyVis: tau_R2, V_rest_R2) follow connectivity_R2.
+#: metrics (FlyVis: tau_R2, V_rest_R2) and field_R2 (a learned input) follow connectivity_R2.
 LOG_METRICS = (
     "connectivity_R2",
     *declared_metrics("headline_metrics"),
+    "field_R2",
     "cluster_accuracy",
     "test_R2",
     "test_pearson",

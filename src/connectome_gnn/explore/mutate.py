@@ -79,7 +79,8 @@ class ParamSpec:
     ``log``: multiplicative steps; ``choices``: the values of a ``choice``; ``zero``: 0 is
     allowed besides ``[low, high]``; ``start``: value when a zero parameter is switched on;
     ``step``: the largest step (decades for log parameters, fraction of the range otherwise);
-    ``p_zero``: probability of switching a zero parameter off.
+    ``p_zero``: probability of switching a zero parameter off; ``requires``: (key, value)
+    pairs a configuration must have for the parameter to matter (:meth:`applies`).
     """
 
     name: str
@@ -92,6 +93,11 @@ class ParamSpec:
     start: float | None = None
     step: float = 0.5
     p_zero: float = 0.1
+    requires: tuple = ()
+
+    def applies(self, config: Mapping[str, Any]) -> bool:
+        """Whether the parameter matters in ``config`` (every ``requires`` pair holds)."""
+        return all(_same(config.get(k), v) for k, v in self.requires)
 
     def check(self, source: str = "parameter space") -> ParamSpec:
         """Raise :class:`ConfigError` naming the parameter when the declaration is unusable."""
@@ -134,6 +140,8 @@ class ParamSpec:
             out.update(low=self.low, high=self.high, log=self.log, step=self.step)
             if self.zero:
                 out.update(zero=True, start=self.start, p_zero=self.p_zero)
+        if self.requires:
+            out["requires"] = dict(self.requires)
         return plain(out)
 
 
@@ -174,6 +182,8 @@ def resolve_space(
         kw = {("kind" if k == "type" else k): v for k, v in change.items()}
         if "choices" in kw:
             kw["choices"] = tuple(kw["choices"])
+        if "requires" in kw:
+            kw["requires"] = tuple(sorted(dict(kw["requires"]).items()))
         if name in space:
             spec = replace(space[name], **kw)
         else:
@@ -326,7 +336,7 @@ def mutate(
     """
     if n_params not in (1, 2):
         raise ValueError(f"n_params must be 1 or 2, got {n_params}")
-    names = [n for n, spec in space.items() if _mutable(spec)]
+    names = [n for n, spec in space.items() if _mutable(spec) and spec.applies(config)]
     if not names:
         raise ValueError("the parameter space has no mutable parameter")
     k = min(n_params, len(names))

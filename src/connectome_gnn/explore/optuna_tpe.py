@@ -123,7 +123,9 @@ def tpe_configs(
     seed: int,
     startup_trials: int,
 ) -> list[tuple[dict, list[dict], int]]:
-    """``k`` proposals ``(config, mutation vs root, trial number)`` for ``block``."""
+    """``k`` proposals ``(config, mutation vs root, trial number)`` for ``block``; parameters
+    that do not apply to the root configuration (``requires``) are not sampled."""
+    space = {n: spec for n, spec in space.items() if spec.applies(root_config)}
     optuna = _optuna()
     from optuna.trial import TrialState
 

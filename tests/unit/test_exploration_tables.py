@@ -473,3 +473,23 @@ def test_pareto_plot_colours_by_filling_factor_and_landscape_labels_its_line(tmp
     agg_plots.plot_sparsity_landscape(landscape, tmp_path / "l.png")
     labels = [t.get_text() for t in kept[-1].axes[0].get_legend().get_texts()]
     assert labels[-1] == "0.9" and "A: connectivity_R2" in labels
+
+
+def test_pareto_front_field_R2_only_compares_runs_that_learn_their_input():
+    rows = [
+        run(cfg="known", connectivity_R2=0.99, cluster_accuracy=0.99),
+        run(cfg="learned", connectivity_R2=0.95, cluster_accuracy=0.95, field_R2=0.9),
+        run(cfg="worse", connectivity_R2=0.90, cluster_accuracy=0.90, field_R2=0.8),
+        run(model="B", cfg="a", connectivity_R2=0.9, cluster_accuracy=0.9, field_R2=0.5),
+        run(model="B", cfg="b", connectivity_R2=0.8, cluster_accuracy=0.8, field_R2=0.7),
+    ]
+    front = pareto_front(frame(*rows))
+    assert "field_R2" in front.attrs["metrics"]
+    # model A: a run without field_R2 is kept, and field_R2 is left out of A's comparison
+    a = front[front["model"] == "A"]
+    assert a["cfg"].tolist() == ["known"]
+    assert math.isnan(a["field_R2"].iloc[0]) and "field_R2" not in a["best_in"].iloc[0]
+    # model B (all runs learn their input): field_R2 counts
+    b = front[front["model"] == "B"]
+    assert sorted(b["cfg"]) == ["a", "b"]
+    assert b.set_index("cfg").loc["b", "best_in"] == "field_R2"

@@ -688,7 +688,8 @@ def test_each_family_has_its_own_search_space(repo_root):
     for recipe in ("flyvis", "flyvis_cpu"):  # the shipped recipes lie inside it
         cfg = load_train_config(repo_root / "config" / "train" / f"{recipe}.yaml")
         for name, spec in flyvis.items():
-            assert spec.contains(cfg[name]), (recipe, name, cfg[name])
+            if spec.applies(cfg):  # (the SIREN knobs: input learned only)
+                assert spec.contains(cfg[name]), (recipe, name, cfg[name])
     exp = load_experiment(experiment(family="flyvis", score_weights=None))
     assert exp["space"] == {name: spec.to_dict() for name, spec in flyvis.items()}
     assert exp["score_weights"] == WEIGHTS  # flyvis declares 0.6 R2 + 0.4 clustering too
@@ -701,3 +702,22 @@ def test_unknown_family_is_a_clear_error():
         default_space("nope")
     with pytest.raises(ConfigError, match="experiment: field 'family': unknown model family"):
         load_experiment(experiment(family="nope", score_weights=None))
+
+
+def test_a_parameter_with_requires_is_mutated_only_where_it_applies():
+    from connectome_gnn.explore.mutate import default_space
+
+    space = default_space("flyvis")
+    assert space["omega_f"].requires == (("input", "learned"),)
+    assert space["omega_f"].to_dict()["requires"] == {"input": "learned"}
+    known = {"lr_W": 1e-3, "lr": 1e-3, "input": "known"}
+    picked = {m["param"] for s in range(200) for m in mutate(known, space, slot_rng(1, s, 0))[1]}
+    siren = {"omega_f", "hidden_dim_nnr_f", "n_layers_nnr_f", "nnr_f_T_period", "lr_siren"}
+    assert not picked & siren and "lr_W" in picked
+    learned = {**known, "input": "learned", "omega_f": 2048.0}
+    picked = {m["param"] for s in range(200) for m in mutate(learned, space, slot_rng(1, s, 0))[1]}
+    assert siren <= picked
+    # an experiment may declare its own
+    custom = resolve_space({"lr_siren": {"requires": {"input": "learned"}}}, base=space)
+    assert custom["lr_siren"].applies({"input": "learned"})
+    assert not custom["lr_siren"].applies({})

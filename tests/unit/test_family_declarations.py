@@ -133,6 +133,8 @@ def test_metric_names_of_the_summaries_are_unchanged():
         "data_mse_rel",  # the data loss of the learned and the true model (issue 16)
         "data_mse",
         "data_mse_true",
+        "field_R2",  # a learned input (issue 17)
+        "field_pearson",
         *flyvis,
         "final_loss",
         "training_time_min",
@@ -143,6 +145,7 @@ def test_metric_names_of_the_summaries_are_unchanged():
         "cluster_accuracy",
         "tau_R2",
         "V_rest_R2",
+        "field_R2",
         *training,
     )
     assert PARETO_METRICS == (
@@ -151,8 +154,16 @@ def test_metric_names_of_the_summaries_are_unchanged():
         "test_R2",
         "tau_R2",
         "V_rest_R2",
+        "field_R2",
     )
-    assert LOG_METRICS == ("connectivity_R2", "tau_R2", "V_rest_R2", "cluster_accuracy", *training)
+    assert LOG_METRICS == (
+        "connectivity_R2",
+        "tau_R2",
+        "V_rest_R2",
+        "field_R2",
+        "cluster_accuracy",
+        *training,
+    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -205,3 +205,41 @@ def test_training_with_the_solver_recovers_the_connectome(small_sim, tmp_path):
     assert metrics["V_rest_R2"] > 0.95
     assert metrics["cluster_accuracy"] > 0.85
     assert metrics["data_mse_rel"] < 0.1
+
+
+class _ReluOfVoltage(torch.nn.Module):
+    """The true FlyVis edge function, as a lin_edge of [v, embedding]."""
+
+    def forward(self, inp):
+        return torch.relu(inp[..., :1])
+
+
+def test_an_unknown_input_shared_by_units_is_estimated_by_alternation():
+    """Six neurons read two units (targets listed type by type: neurons 0, 2, 4 read unit 0,
+    1, 3, 5 unit 1); the estimate recovers the units' input from du alone."""
+    from connectome_gnn.analysis.metrics import field_metrics
+    from connectome_gnn.models.siren import InputField, input_settings
+    from connectome_gnn.train.field_fit import estimate_receiver_input
+
+    pre, post, w, tau, v_rest = _circuit(12)
+    dyn = FlyVisDynamics(pre, post, w, tau, v_rest, dt=0.01)
+    g = torch.Generator().manual_seed(3)
+    v = torch.randn(600, 12, generator=g, dtype=torch.float64)
+    xu = torch.randn(600, 2, generator=g, dtype=torch.float64)
+    targets, units = np.arange(6), np.array([0, 1, 0, 1, 0, 1])
+    x = torch.zeros_like(v)
+    x[:, targets] = xu[:, units]
+    du = dyn.double()(v, x)
+    model = _model(pre, post, 12)
+    model.lin_edge = _ReluOfVoltage()
+    model.field = InputField("siren_t", 12, targets, units, 2, 100.0, 30.0, 8, 1)
+    cfg = {
+        **DEFAULTS,
+        **input_settings({"input": "learned", "field_fit_rounds": 300}),
+        "W_solve_frames": 600,
+        "W_solve_ridge": 1e-12,
+    }
+    found = estimate_receiver_input(model, v.float(), du.float(), cfg)
+    assert found["values"].shape == (600, 2)
+    assert field_metrics(xu.numpy(), found["values"].numpy())["field_R2"] > 0.99
+    assert found["info"]["field_als_residual"] < 1e-4

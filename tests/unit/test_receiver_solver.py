@@ -166,14 +166,9 @@ def small_sim(tmp_path_factory):
     return Simulation(path)
 
 
-def test_training_with_the_solver_recovers_the_connectome(small_sim, tmp_path):
-    """A FlyVis extent-1 training (443 neurons, 1,800 training frames, intrinsic noise) with the
-    solver recipe recovers W, tau, V_rest and the types in seconds (measured: connectivity_R2
-    0.979, tau_R2 0.996, V_rest_R2 0.997, cluster_accuracy 0.93)."""
-    from connectome_gnn.analysis.run import analyze_run
-    from connectome_gnn.train import train_run
-
-    cfg = validate(
+def _small_solver_cfg(**over) -> dict:
+    """The solver recipe for the FlyVis extent-1 circuit."""
+    return validate(
         {
             "lin_edge_form": "spline",
             "lin_edge_positive": False,
@@ -194,9 +189,20 @@ def test_training_with_the_solver_recovers_the_connectome(small_sim, tmp_path):
             "n_epochs": 1,
             "data_augmentation_loop": 1,
             "seed": 0,
+            **over,
         },
         "train",
     )
+
+
+def test_training_with_the_solver_recovers_the_connectome(small_sim, tmp_path):
+    """A FlyVis extent-1 training (443 neurons, 1,800 training frames, intrinsic noise) with the
+    solver recipe recovers W, tau, V_rest and the types in seconds (measured: connectivity_R2
+    0.979, tau_R2 0.996, V_rest_R2 0.997, cluster_accuracy 0.93)."""
+    from connectome_gnn.analysis.run import analyze_run
+    from connectome_gnn.train import train_run
+
+    cfg = _small_solver_cfg()
     out = tmp_path / "run"
     train_run(small_sim.path, cfg, out, replicate_seed=0, device="cpu")
     metrics = analyze_run(small_sim.path, out, tmp_path / "analysis", device="cpu")
@@ -243,3 +249,27 @@ def test_an_unknown_input_shared_by_units_is_estimated_by_alternation():
     assert found["values"].shape == (600, 2)
     assert field_metrics(xu.numpy(), found["values"].numpy())["field_R2"] > 0.99
     assert found["info"]["field_als_residual"] < 1e-4
+
+
+def test_training_with_a_learned_input_recovers_it(small_sim, tmp_path):
+    """The same circuit with its photoreceptors' input unknown: estimated per column by
+    alternation, a SIREN fitted to it, then the solve and training with the field."""
+    from connectome_gnn.analysis.run import analyze_run
+    from connectome_gnn.train import train_run
+
+    cfg = _small_solver_cfg(
+        input="learned",
+        hidden_dim_nnr_f=64,
+        omega_f=30.0,
+        nnr_f_T_period=100.0,
+        field_fit_rounds=60,
+        field_fit_steps=800,
+        lr_siren=1e-8,
+    )
+    out = tmp_path / "run"
+    info = train_run(small_sim.path, cfg, out, replicate_seed=0, device="cpu")
+    assert info["solver"]["field_als_rounds"] >= 1
+    metrics = analyze_run(small_sim.path, out, tmp_path / "analysis", device="cpu")
+    assert metrics["field_R2"] > 0.8, metrics["field_R2"]
+    assert metrics["connectivity_R2"] > 0.9, metrics["connectivity_R2"]
+    assert (tmp_path / "analysis" / "plots" / "field_images.png").is_file()

@@ -13,3 +13,28 @@ def sim_dir(tmp_path_factory):
     path = tmp_path_factory.mktemp("sim") / "sim"
     run_simulation(cfg, 1.0, 0, path)
     return path
+
+
+@pytest.fixture
+def preempted(monkeypatch):
+    """``preempted(after_saves, *args, **kwargs)`` runs ``train_run(*args, **kwargs)`` and
+    stops it with a KeyboardInterrupt (a simulated preemption) right after its
+    ``after_saves``-th checkpoint save, then undoes the patch."""
+    from connectome_gnn.train import trainer as trainer_mod
+
+    def run(after_saves: int, *args, **kwargs) -> None:
+        original = trainer_mod._save_checkpoint
+        calls = {"n": 0}
+
+        def save_then_die(*a, **k):
+            original(*a, **k)
+            calls["n"] += 1
+            if calls["n"] == after_saves:
+                raise KeyboardInterrupt("simulated preemption")
+
+        monkeypatch.setattr(trainer_mod, "_save_checkpoint", save_then_die)
+        with pytest.raises(KeyboardInterrupt):
+            trainer_mod.train_run(*args, **kwargs)
+        monkeypatch.setattr(trainer_mod, "_save_checkpoint", original)
+
+    return run

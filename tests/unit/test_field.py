@@ -249,24 +249,11 @@ def test_tiny_learned_input_run_recovers_input_and_W(tmp_path, input_sim):
     assert (tmp_path / "analysis" / "plots" / "field_traces.png").is_file()
 
 
-def test_resume_with_a_learned_field_matches_uninterrupted(tmp_path, input_sim, monkeypatch):
-    from connectome_gnn.train import trainer as trainer_mod
-
+def test_resume_with_a_learned_field_matches_uninterrupted(tmp_path, input_sim, preempted):
     cfg = _learned_cfg(max_iterations=20, n_epochs=2, lr_siren=1e-4, field_fit_steps=100)
     train_run(input_sim.path, cfg, tmp_path / "full", 0, progress=False)
-    original = trainer_mod._save_checkpoint
-    calls = {"n": 0}
-
-    def save_then_die(*args, **kwargs):
-        original(*args, **kwargs)
-        calls["n"] += 1
-        if calls["n"] == 2:  # after the solver's start and epoch 0
-            raise KeyboardInterrupt("simulated preemption")
-
-    monkeypatch.setattr(trainer_mod, "_save_checkpoint", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        train_run(input_sim.path, cfg, tmp_path / "resumed", 0, progress=False)
-    monkeypatch.setattr(trainer_mod, "_save_checkpoint", original)
+    # stopped after the solver's start and epoch 0
+    preempted(2, input_sim.path, cfg, tmp_path / "resumed", 0, progress=False)
     info = train_run(input_sim.path, cfg, tmp_path / "resumed", 0, progress=False)
     assert info["resumed_from_iteration"] == 20
     a = torch.load(tmp_path / "full" / "model.pt", weights_only=True)

@@ -13,7 +13,6 @@ from connectome_gnn.config import ConfigError, validate
 from connectome_gnn.models import SignalGNN
 from connectome_gnn.stages import run_simulation
 from connectome_gnn.train import train_run
-from connectome_gnn.train import trainer as trainer_mod
 from connectome_gnn.train.regularizers import regularization
 from connectome_gnn.train.schedule import (
     epoch_config,
@@ -159,7 +158,7 @@ def _phase_cfg(**over):
     )
 
 
-def test_training_switches_phase_and_resumes_across_the_boundary(tmp_path, tiny_sim, monkeypatch):
+def test_training_switches_phase_and_resumes_across_the_boundary(tmp_path, tiny_sim, preempted):
     cfg = _phase_cfg()
     info = train_run(tiny_sim, cfg, tmp_path / "full", 0, progress=False, threads=1)
     assert info["status"] == "ok" and info["iterations_done"] == 120
@@ -171,19 +170,8 @@ def test_training_switches_phase_and_resumes_across_the_boundary(tmp_path, tiny_
     # replaced after epoch 1, then held fixed through epoch 2: one embedding per cluster
     assert len(torch.unique(full["a"], dim=0)) <= 4
 
-    original = trainer_mod._save_checkpoint
-    calls = {"n": 0}
-
-    def save_then_die(*args, **kwargs):
-        original(*args, **kwargs)
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise KeyboardInterrupt("simulated preemption at the end of phase 1")
-
-    monkeypatch.setattr(trainer_mod, "_save_checkpoint", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        train_run(tiny_sim, cfg, tmp_path / "resumed", 0, progress=False, threads=1)
-    monkeypatch.setattr(trainer_mod, "_save_checkpoint", original)
+    # stopped at the end of phase 1
+    preempted(1, tiny_sim, cfg, tmp_path / "resumed", 0, progress=False, threads=1)
     info = train_run(tiny_sim, cfg, tmp_path / "resumed", 0, progress=False, threads=1)
     assert info["resumed_from_iteration"] == 40 and info["iterations_done"] == 120
     resumed = torch.load(tmp_path / "resumed" / "model.pt", weights_only=True)

@@ -182,26 +182,13 @@ def test_tiny_sparse_run_recovers_W(tmp_path, sparse_sim):
     assert metrics["data_mse_true"] < 1e-8 and metrics["data_mse_rel"] < 0.05
 
 
-def test_resume_between_solves_matches_uninterrupted(tmp_path, sparse_sim, monkeypatch):
-    from connectome_gnn.train import trainer as trainer_mod
-
+def test_resume_between_solves_matches_uninterrupted(tmp_path, sparse_sim, preempted):
     cfg = _solver_cfg(max_iterations=30, n_epochs=2, W_solve_every=20, phi_fit_steps=100)
     full = train_run(sparse_sim.path, cfg, tmp_path / "full", 0, progress=False)
     assert full["solver"]["W_solves"] == 1 + 2 + 1  # first, iterations 20 and 40, final
 
-    original = trainer_mod._save_checkpoint
-    calls = {"n": 0}
-
-    def save_then_die(*args, **kwargs):
-        original(*args, **kwargs)
-        calls["n"] += 1
-        if calls["n"] == 2:  # after the solver's start (1) and epoch 0 (2): iteration 30
-            raise KeyboardInterrupt("simulated preemption between two solves")
-
-    monkeypatch.setattr(trainer_mod, "_save_checkpoint", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        train_run(sparse_sim.path, cfg, tmp_path / "resumed", 0, progress=False)
-    monkeypatch.setattr(trainer_mod, "_save_checkpoint", original)
+    # stopped between two solves: after the solver's start (1) and epoch 0 (2), iteration 30
+    preempted(2, sparse_sim.path, cfg, tmp_path / "resumed", 0, progress=False)
     info = train_run(sparse_sim.path, cfg, tmp_path / "resumed", 0, progress=False)
     assert info["resumed_from_iteration"] == 30 and info["solver"]["W_solves"] == 4
     a = torch.load(tmp_path / "full" / "model.pt", weights_only=True)

@@ -61,24 +61,11 @@ def test_exploding_learning_rate_is_failed_not_crash(tmp_path, sim_dir):
     assert all(torch.isfinite(v).all() for v in state.values())  # last finite state kept
 
 
-def test_resume_after_interruption_matches_uninterrupted(tmp_path, sim_dir, monkeypatch):
+def test_resume_after_interruption_matches_uninterrupted(tmp_path, sim_dir, preempted):
     cfg = _cfg(n_epochs=2, max_iterations=150)
     train_run(sim_dir, cfg, tmp_path / "full", 0, progress=False)
-
-    original = trainer_mod._save_checkpoint
-    calls = {"n": 0}
-
-    def save_then_die(*args, **kwargs):
-        original(*args, **kwargs)
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise KeyboardInterrupt("simulated preemption after epoch 0")
-
-    monkeypatch.setattr(trainer_mod, "_save_checkpoint", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        train_run(sim_dir, cfg, tmp_path / "resumed", 0, progress=False)
+    preempted(1, sim_dir, cfg, tmp_path / "resumed", 0, progress=False)  # after epoch 0
     assert not (tmp_path / "resumed" / "model.pt").exists()
-    monkeypatch.setattr(trainer_mod, "_save_checkpoint", original)
     info = train_run(sim_dir, cfg, tmp_path / "resumed", 0, progress=False)
     assert info["resumed_from_iteration"] == 150 and info["iterations_done"] == 300
     a = torch.load(tmp_path / "full" / "model.pt", weights_only=True)

@@ -280,6 +280,16 @@ def svd_rank(matrix, fractions: Sequence[float] = (0.9, 0.99)) -> dict:
     return out
 
 
+def field_map(x_true, x_learned) -> np.ndarray:
+    """The learned field mapped onto the true one by field_R2's map (one offset per unit, one
+    global scale; see :func:`field_metrics`): T x M."""
+    t = np.asarray(x_true, dtype=np.float64)
+    y = np.asarray(x_learned, dtype=np.float64)
+    tc, yc = t - t.mean(0), y - y.mean(0)
+    alpha = float((tc * yc).sum()) / (float((yc * yc).sum()) or 1.0)
+    return alpha * yc + t.mean(0)
+
+
 def field_metrics(x_true, x_learned) -> dict:
     """How well a learned input field matches the true input: ``field_R2`` and
     ``field_pearson`` over frames x units (T x M arrays, one column per field unit).

@@ -17,7 +17,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from ..io import save_png  # noqa: E402
-from .metrics import linear_fit_r2  # noqa: E402
+from .metrics import field_map, linear_fit_r2  # noqa: E402
 
 MAX_LEGEND_TYPES = 20
 
@@ -310,12 +310,8 @@ def plot_field_traces(
     learned dashed after field_R2's map (one offset per unit, one global scale), over the
     first ~10 % of the frames given and over all of them."""
     x_true = np.asarray(x_true, dtype=np.float64)
-    x_learned = np.asarray(x_learned, dtype=np.float64)
+    mapped = field_map(x_true, x_learned)
     t = np.asarray(t, dtype=np.float64)
-    tc = x_true - x_true.mean(0)
-    lc = x_learned - x_learned.mean(0)
-    alpha = float((tc * lc).sum()) / (float((lc * lc).sum()) or 1.0)
-    mapped = alpha * lc + x_true.mean(0)
     order = np.argsort(-np.nan_to_num(x_true.std(0)))[:n_traces]
     colors = sns.color_palette("tab10", len(order))
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
@@ -341,11 +337,7 @@ def plot_field_images(positions, x_true, x_learned, t, path: str | Path, n_frame
     field_R2's map) and their difference, one row each."""
     pos = np.asarray(positions, dtype=np.float64)
     x_true = np.asarray(x_true, dtype=np.float64)
-    x_learned = np.asarray(x_learned, dtype=np.float64)
-    tc = x_true - x_true.mean(0)
-    lc = x_learned - x_learned.mean(0)
-    alpha = float((tc * lc).sum()) / (float((lc * lc).sum()) or 1.0)
-    mapped = alpha * lc + x_true.mean(0)
+    mapped = field_map(x_true, x_learned)
     spread = x_true.std(1)
     picks = np.linspace(0, len(spread) - 1, 4 * n_frames).round().astype(int)
     picks = np.sort(picks[np.argsort(-spread[picks])[:n_frames]])

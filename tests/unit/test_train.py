@@ -74,6 +74,17 @@ def test_resume_after_interruption_matches_uninterrupted(tmp_path, sim_dir, pree
         np.testing.assert_allclose(a[key].numpy(), b[key].numpy(), atol=1e-6, rtol=0)
 
 
+def test_a_checkpoint_of_another_configuration_is_named_and_training_starts_afresh(
+    tmp_path, sim_dir, preempted, capsys
+):
+    cfg = _cfg(n_epochs=2, max_iterations=20)
+    preempted(1, sim_dir, cfg, tmp_path / "t", 0, progress=False)  # a checkpoint at epoch 0
+    capsys.readouterr()
+    info = train_run(sim_dir, {**cfg, "lr": 2e-3}, tmp_path / "t", 0, progress=False)
+    assert "belongs to another configuration" in capsys.readouterr().err
+    assert info.get("resumed_from_iteration") is None and info["iterations_done"] == 40
+
+
 def test_corrupted_checkpoint_is_reported(tmp_path, sim_dir):
     from connectome_gnn.io import DataError
 

@@ -66,8 +66,15 @@ def load_checkpoint(path: Path, config_hash: str) -> dict | None:
         raise DataError(
             f"{path}: corrupted checkpoint ({type(exc).__name__}); delete it to restart this run"
         ) from None
-    if ckpt.get("config_hash") != config_hash:
-        return None  # a checkpoint of another configuration: start afresh
+    if ckpt.get("config_hash") != config_hash:  # another configuration: start afresh, say so
+        print(
+            f"{path} belongs to another configuration (config hash {ckpt.get('config_hash')}, "
+            f"this run {config_hash}: the training config or the simulation changed); "
+            "training afresh",
+            file=sys.stderr,
+            flush=True,
+        )
+        return None
     return ckpt
 
 

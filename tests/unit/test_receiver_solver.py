@@ -220,7 +220,7 @@ class _ReluOfVoltage(torch.nn.Module):
         return torch.relu(inp[..., :1])
 
 
-def test_an_unknown_input_shared_by_units_is_estimated_by_alternation():
+def test_an_unknown_input_shared_by_units_is_estimated_by_alternation(monkeypatch):
     """Six neurons read two units (targets listed type by type: neurons 0, 2, 4 read unit 0,
     1, 3, 5 unit 1); the estimate recovers the units' input from du alone."""
     from connectome_gnn.analysis.metrics import field_metrics
@@ -249,6 +249,12 @@ def test_an_unknown_input_shared_by_units_is_estimated_by_alternation():
     assert found["values"].shape == (600, 2)
     assert field_metrics(xu.numpy(), found["values"].numpy())["field_R2"] > 0.99
     assert found["info"]["field_als_residual"] < 1e-4
+    # an estimate that would not fit in memory is refused, naming the knob that shrinks it
+    from connectome_gnn.train import field_fit
+
+    monkeypatch.setattr(field_fit, "ESTIMATE_BYTES", 1e4)
+    with pytest.raises(ConfigError, match="field 'W_solve_frames'.*W_solve_frames <= "):
+        estimate_receiver_input(model, v.float(), du.float(), cfg)
 
 
 def test_training_with_a_learned_input_recovers_it(small_sim, tmp_path):

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from scipy.optimize import minimize_scalar
 
+from ..errors import ConfigError
 from ..models.bspline import column_basis
 from .solver import CHUNK, JointFactor, accumulate, activity_ranges, solver_frames
 
@@ -44,6 +45,8 @@ FIELD_BATCH = 2048
 PAD = 4
 #: candidate peaks of the periodogram ranked by the exact loss, per added line
 CANDIDATES = 8
+#: memory the FlyVis input estimate may hold (its designs over all its frames, float64)
+ESTIMATE_BYTES = 2e9
 #: over-relaxation of the alternating input estimate (1: plain alternation; measured on FlyVis
 #: extent 3, 30 rounds: field_R2 of the estimate 0.84 at 1, 0.90 at 1.5, 0.93 at 1.9)
 RELAX = 1.9
@@ -281,6 +284,18 @@ def estimate_receiver_input(model, v: torch.Tensor, du: torch.Tensor, cfg: dict,
     frames = solver_frames(v.shape[0], int(cfg["W_solve_frames"])).to(v.device)
     targets, units = field.targets, field.units
     groups = groups_of(model, targets)
+    need = (
+        len(frames)
+        * 8
+        * (model.n_neurons + sum(g.edges.shape[0] * (g.edges.shape[1] + 4) for g in groups))
+    )
+    if need > ESTIMATE_BYTES:  # the designs are held in memory (not chunked, unlike the solve)
+        fit = max(2, int(len(frames) * ESTIMATE_BYTES / need))
+        raise ConfigError(
+            f"field 'W_solve_frames': the input estimate would hold {need / 1e9:.1f} GB for "
+            f"{len(targets)} input neurons over {len(frames)} frames (limit "
+            f"{ESTIMATE_BYTES / 1e9:.0f} GB); set W_solve_frames <= {fit}"
+        )
     vk = v[frames].double()
     ek = edge64(model)(vk)
     yk = du[frames].double()

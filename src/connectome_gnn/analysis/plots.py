@@ -344,7 +344,7 @@ def plot_field_images(positions, x_true, x_learned, t, path: str | Path, n_frame
     lo, hi = float(np.nanmin(x_true)), float(np.nanmax(x_true))
     lim = float(np.nanmax(np.abs(mapped - x_true))) or 1.0
     fig, axes = plt.subplots(3, len(picks), figsize=(2.6 * len(picks), 7.2), squeeze=False)
-    size = 2.2e4 / max(len(pos), 1) ** 1.0
+    size = 2.2e4 / max(len(pos), 1)
     for j, k in enumerate(picks):
         rows = (
             (x_true[k], "viridis", lo, hi, "true"),

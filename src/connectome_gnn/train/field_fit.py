@@ -142,8 +142,9 @@ class LineProblem:
         frequencies in cycles per frame, strongest first."""
         r = self.residual
         if freqs:
-            _, gamma = self.gains(sinusoids(self.frames, freqs).to(self.E))
-            r = r - sinusoids(self.frames, freqs).to(self.E) @ gamma.T
+            phi = sinusoids(self.frames, freqs).to(self.E)
+            _, gamma = self.gains(phi)
+            r = r - phi @ gamma.T
         t = r.shape[0]
         power = (torch.fft.rfft(r - r.mean(0), n=PAD * t, dim=0).abs() ** 2).sum(1).cpu().numpy()
         lowest = int(math.ceil(MIN_CYCLES * PAD))
@@ -332,7 +333,7 @@ def estimate_receiver_input(model, v: torch.Tensor, du: torch.Tensor, cfg: dict,
         history.append(rss_total)
         new = num / den.clamp(min=1e-300)
         new = new - new.mean(0)
-        new = new * _unit_scales(gain[targets], targets, units, n_units)
+        new = new * _unit_scales(gain[targets], units, n_units)
         x = x + RELAX * (new - x)  # over-relaxed: plain alternation crawls along a valley
         if log and len(history) % 10 == 0:
             log(f"input estimate: round {len(history)}, residual {rss_total:.6g}")
@@ -354,7 +355,7 @@ def estimate_receiver_input(model, v: torch.Tensor, du: torch.Tensor, cfg: dict,
     }
 
 
-def _unit_scales(h: torch.Tensor, targets: torch.Tensor, units: torch.Tensor, n_units: int):
+def _unit_scales(h: torch.Tensor, units: torch.Tensor, n_units: int) -> torch.Tensor:
     """Per-unit factors that bring each unit's gains h (M,, in ``targets`` order) to the
     medians over all units of the gains of the same slot, the k-th target of a unit in
     ``targets`` order (the same type in every unit: targets are listed type by type)."""
@@ -373,5 +374,4 @@ def _unit_scales(h: torch.Tensor, targets: torch.Tensor, units: torch.Tensor, n_
         sel = units == m
         if sel.any():
             scales[m] = ratio[sel].median()
-    del targets
     return torch.where(scales.abs() > 1e-12, scales, torch.ones_like(scales))

@@ -33,13 +33,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from ..errors import ConfigError
 from ..models.flyvis import in_degree_groups
 from ..models.spline import SplineEdge
-from .solver import CHUNK, best_start, lbfgs, solver_frames
+from .solver import CHUNK, best_start, edge_fit_receivers, lbfgs, solver_frames
 
 #: per-receiver columns besides the in-edges: offset, own voltage, own input
 N_OWN = 3
@@ -303,14 +302,8 @@ def fit_receiver_edge(
             "field 'edge_fit': the FlyVis edge fit needs a spline lin_edge (lin_edge_form: spline)"
         )
     t0 = time.perf_counter()
-    n = model.n_neurons
     frames = solver_frames(v.shape[0], int(cfg["edge_fit_frames"])).to(v.device)
-    pool = np.arange(n)
-    if exclude is not None:
-        pool = np.setdiff1d(pool, exclude.cpu().numpy())
-    m = min(int(cfg["edge_fit_receivers"]), pool.size)
-    rng = np.random.default_rng(seed)
-    receivers = torch.from_numpy(np.sort(rng.choice(pool, m, replace=False))).to(v.device)
+    receivers = edge_fit_receivers(model.n_neurons, cfg, seed, exclude).to(v.device)
     groups = groups_of(model, receivers)
     vk, yk = v[frames].double(), y[frames].double()
     xk = None if x is None else x[frames].double()

@@ -79,6 +79,19 @@ def settings(cfg: dict) -> dict:
     return out
 
 
+def edge_fit_receivers(
+    n: int, cfg: dict, seed: int, exclude: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``edge_fit_receivers`` receivers of an edge fit, drawn with ``seed`` among the n neurons
+    less ``exclude`` (neurons whose input is unknown), sorted."""
+    pool = np.arange(n)
+    if exclude is not None:
+        pool = np.setdiff1d(pool, exclude.cpu().numpy())
+    m = min(int(cfg["edge_fit_receivers"]), pool.size)
+    rng = np.random.default_rng(seed)
+    return torch.from_numpy(np.sort(rng.choice(pool, m, replace=False)))
+
+
 def solver_frames(n_frames: int, wanted: int) -> torch.Tensor:
     """``wanted`` frame indices spread evenly over the training frames (all if fewer)."""
     if wanted < 2:
@@ -573,12 +586,7 @@ def fit_edge(
     t0 = time.perf_counter()
     n_frames, n = u.shape
     frames = solver_frames(n_frames, int(cfg["edge_fit_frames"]))
-    pool = np.arange(n)
-    if exclude is not None:
-        pool = np.setdiff1d(pool, exclude.cpu().numpy())
-    m = min(int(cfg["edge_fit_receivers"]), pool.size)
-    rng = np.random.default_rng(seed)
-    receivers = torch.from_numpy(np.sort(rng.choice(pool, m, replace=False))).to(u.device)
+    receivers = edge_fit_receivers(n, cfg, seed, exclude).to(u.device)
     k = int(cfg["W_solve_phi_basis"])
     lo, hi = activity_ranges(u, frames)
     uk = u[frames.to(u.device)].double()

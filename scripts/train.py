@@ -15,4 +15,5 @@ run_logged(
     device=snakemake.params.device,
     run_id=snakemake.params.run_id,
     threads=snakemake.threads,
+    attempt=int(snakemake.attempt),
 )

@@ -177,6 +177,36 @@ def test_training_a_finished_run_again_starts_afresh(tmp_path, sim_dir):
     assert again["final_loss"] == pytest.approx(first["final_loss"], abs=1e-6)
 
 
+def test_a_retry_finishes_a_finished_run_from_its_final_checkpoint(tmp_path, sim_dir, capfd):
+    """Snakemake's retry of a failed pack deletes every member's outputs: a member that had
+    finished writes them again from its final checkpoint (attempt 2), not by training again."""
+    cfg = _cfg(max_iterations=40)
+    out = tmp_path / "t"
+    first = train_run(sim_dir, cfg, out, 0, progress=False)
+    weights = torch.load(out / "model.pt", weights_only=True)
+    loss = (out / "loss.csv").read_text()
+    for name in ("model.pt", "train_info.json", "loss.csv"):
+        (out / name).unlink()
+    capfd.readouterr()
+    retry = train_run(sim_dir, cfg, out, 0, progress=False, attempt=2)
+    assert "without training again" in capfd.readouterr().err
+    assert retry["status"] == "ok" and retry["resumed_from_iteration"] == 40
+    assert retry["iterations_done"] == 40 and retry["final_loss"] == first["final_loss"]
+    # the time is the training's it reuses (as saved at its end), not the retry's
+    saved = torch.load(out / "checkpoint.pt", weights_only=True)["elapsed_s"]
+    assert saved <= retry["wall_time_s"] < saved + 0.1
+    again = torch.load(out / "model.pt", weights_only=True)
+    assert again.keys() == weights.keys()
+    assert all(torch.equal(again[k], weights[k]) for k in weights)
+    assert (out / "loss.csv").read_text() == loss
+    # a run stopped by its time budget keeps saying so when finished from its checkpoint
+    budget = _cfg(max_iterations=40, max_minutes=1e-9)
+    stopped = train_run(sim_dir, budget, tmp_path / "b", 0, progress=False)
+    assert stopped["stopped_by"] == "max_minutes 1e-09"
+    retry = train_run(sim_dir, budget, tmp_path / "b", 0, progress=False, attempt=3)
+    assert retry["stopped_by"] == stopped["stopped_by"]
+
+
 def test_recurrent_training_rollout_targets(sim_dir):
     """The recurrent rollout of the true dynamics reproduces the recorded frames: its loss is 0
     for any time_step, and time_step 1 equals the derivative loss."""

@@ -86,6 +86,10 @@ def restore(ckpt: dict, model, optimizer, gen) -> None:
     torch.set_rng_state(ckpt["torch_rng"])
 
 
+#: loss.csv columns that count (written as integers after a resume too)
+INTEGER_COLUMNS = frozenset({"iteration", "epoch"})
+
+
 class LossLog:
     """The rows of loss.csv (iteration, epoch, loss, data_loss and each regulariser), kept in
     the checkpoint so that a resumed run writes the whole curve."""
@@ -96,7 +100,11 @@ class LossLog:
     @classmethod
     def from_checkpoint(cls, ckpt: dict) -> LossLog:
         cols = ckpt["loss_columns"]
-        return cls([dict(zip(cols, row, strict=True)) for row in ckpt["loss_rows"].tolist()])
+        rows = [dict(zip(cols, row, strict=True)) for row in ckpt["loss_rows"].tolist()]
+        for row in rows:  # stored as float64: the positions are integers again
+            for key in INTEGER_COLUMNS.intersection(row):
+                row[key] = int(row[key])
+        return cls(rows)
 
     def add(self, record: dict) -> None:
         self.records.append(record)

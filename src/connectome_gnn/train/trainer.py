@@ -93,6 +93,7 @@ class _Run:
         self.log = LossLog()
         self.epoch, self.iteration, self.before_s = 0, 0, 0.0
         self.resumed: int | None = None
+        self.finished_by: str | None = None  # stopped_by of a finished run taken from its checkpoint
         self.monitor: Callable[[Any, int, float], None] | None = None
         self.reports = ScoreReports.requested(out_dir, self.total)
         self.solver = {**cfg, **solver.settings(cfg), **input_settings(cfg)}
@@ -113,18 +114,29 @@ class _Run:
     def position(self) -> int:
         return self.epoch * self.n_iter + self.iteration
 
-    def resume(self) -> None:
-        """Continue from the checkpoint of this configuration, if there is one and it is not the
-        final checkpoint of a finished run (training again then means training afresh)."""
+    def resume(self, attempt: int = 1) -> None:
+        """Continue from the checkpoint of this configuration, if there is one.  The final
+        checkpoint of a finished run means training afresh (a forced rerun), except in a retry
+        (``attempt`` > 1, Snakemake's retry of a failed job): the run had finished within this
+        workflow run (e.g. a member of a failed pack) and is finished from it, not trained again."""
         path = self.out_dir / CHECKPOINT
         ckpt = load_checkpoint(path, self.hash)
         if ckpt is not None and int(ckpt["epoch"]) >= self.n_epochs:
-            print(
-                f"{path} is the final checkpoint of a finished run; training afresh",
-                file=sys.stderr,
-                flush=True,
-            )
-            ckpt = None
+            if attempt > 1:
+                self.finished_by = ckpt.get("stopped_by")
+                print(
+                    f"attempt {attempt}: {path} is the final checkpoint of this finished run; "
+                    "writing its outputs from it without training again",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            else:
+                print(
+                    f"{path} is the final checkpoint of a finished run; training afresh",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                ckpt = None
         if ckpt is None:
             return
         restore(ckpt, self.model, self.optimizer, self.gen)
@@ -140,7 +152,9 @@ class _Run:
             flush=True,
         )
 
-    def save(self, epoch: int, iteration: int, budget: TimeBudget) -> None:
+    def save(
+        self, epoch: int, iteration: int, budget: TimeBudget, stopped_by: str | None = None
+    ) -> None:
         state = {
             "epoch": epoch,
             "iteration": iteration,
@@ -148,6 +162,8 @@ class _Run:
             "config_hash": self.hash,
             **self.log.state(),
         }
+        if stopped_by:
+            state["stopped_by"] = stopped_by
         if self.solving:
             state["solver_info"] = self.solver_info
         _save_checkpoint(self.out_dir / CHECKPOINT, self.model, self.optimizer, self.gen, state)
@@ -247,8 +263,13 @@ def train_run(
     progress: bool | None = None,
     threads: int | None = None,
     monitor: Callable[[Any, int, float], None] | None = None,
+    attempt: int = 1,
 ) -> dict:
     """Train one run and write its train directory; returns the train_info dict.
+
+    ``attempt`` is Snakemake's attempt of the job: in a retry (> 1) a run that had finished
+    (its final checkpoint is there, same configuration) only writes its outputs again, as when
+    a failed pack of trainings is retried whole (see :meth:`_Run.resume`).
 
     ``monitor(model, iterations_done, elapsed_s)``, if given, is called after the solver's
     start (a solver run) and at every logged iteration: benchmarks read the model's progress
@@ -278,7 +299,7 @@ def train_run(
     run = _Run(
         out_dir, model, _make_optimizer(model, cfg), gen, data, cfg, _config_hash(cfg, sim.meta)
     )
-    run.resume()
+    run.resume(attempt)
     if run.resumed is None and cfg["embedding_init"] == "activity":  # a resume loads a
         with torch.no_grad():
             span = slice(0, min(data.n_train, ACTIVITY_EMBEDDING_FRAMES))
@@ -293,6 +314,7 @@ def train_run(
     if monitor is not None and run.solving:
         monitor(model, run.position, budget.elapsed())
     status, reason, stopped, done = _loop(run, budget, progress)
+    stopped = stopped or run.finished_by
     if status == "ok" and run.solving and int(run.solver["W_solve_every"]):
         run.resolve()  # the final W for the final MLPs
     if status == "ok" and not all(torch.isfinite(p).all() for p in model.parameters()):
@@ -406,7 +428,7 @@ def _loop(run: _Run, budget: TimeBudget, progress: bool | None) -> tuple:
                 if status != "ok":
                     break
                 if stopped:  # the time budget is spent: the run is finished
-                    run.save(run.n_epochs, 0, budget)
+                    run.save(run.n_epochs, 0, budget, stopped_by=stopped)
                     break
                 run.end_epoch(epoch)
                 run.save(epoch + 1, 0, budget)

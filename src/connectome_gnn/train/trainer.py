@@ -93,7 +93,8 @@ class _Run:
         self.log = LossLog()
         self.epoch, self.iteration, self.before_s = 0, 0, 0.0
         self.resumed: int | None = None
-        self.finished_by: str | None = None  # stopped_by of a finished run taken from its checkpoint
+        # stopped_by of a finished run whose outputs are written from its final checkpoint
+        self.finished_by: str | None = None
         self.monitor: Callable[[Any, int, float], None] | None = None
         self.reports = ScoreReports.requested(out_dir, self.total)
         self.solver = {**cfg, **solver.settings(cfg), **input_settings(cfg)}

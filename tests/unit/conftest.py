@@ -15,6 +15,19 @@ def sim_dir(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="session")
+def flyvis_sim_dir(tmp_path_factory):
+    """A small FlyVis circuit (extent 1, 2000 frames, intrinsic noise 0.5), simulated once per
+    session for the FlyVis training tests.  Tests only read it."""
+    cfg = validate(
+        {"family": "flyvis", "extent": 1, "n_frames": 2000, "burn_in": 50, "intrinsic_noise": 0.5},
+        "flyvis.model",
+    )
+    path = tmp_path_factory.mktemp("flyvis_sim") / "sim"
+    run_simulation(cfg, 1.0, 0, path)
+    return path
+
+
 @pytest.fixture
 def preempted(monkeypatch):
     """``preempted(after_saves, *args, **kwargs)`` runs ``train_run(*args, **kwargs)`` and

@@ -11,7 +11,6 @@ from connectome_gnn.errors import ConfigError
 from connectome_gnn.models.flyvis import FlyVisGNN, in_degree_groups
 from connectome_gnn.simulate.data import Simulation
 from connectome_gnn.simulate.flyvis.dynamics import FlyVisDynamics
-from connectome_gnn.stages import run_simulation
 from connectome_gnn.train import receiver_solver as rs
 from connectome_gnn.train.solver import DEFAULTS
 
@@ -156,14 +155,8 @@ def test_bad_settings_are_named():
 
 
 @pytest.fixture(scope="module")
-def small_sim(tmp_path_factory):
-    cfg = validate(
-        {"family": "flyvis", "extent": 1, "n_frames": 2000, "burn_in": 50, "intrinsic_noise": 0.5},
-        "flyvis.model",
-    )
-    path = tmp_path_factory.mktemp("fvsolve") / "sim"
-    run_simulation(cfg, 1.0, 0, path)
-    return Simulation(path)
+def small_sim(flyvis_sim_dir):
+    return Simulation(flyvis_sim_dir)
 
 
 def _small_solver_cfg(**over) -> dict:

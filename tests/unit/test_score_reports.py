@@ -93,3 +93,30 @@ def test_a_run_above_the_median_is_not_pruned(tmp_path, sim_dir):
     assert scores["decision"].tolist() == ["continue"]
     assert "not below the median -1.5 of 2" in scores["reason"].iloc[0]
     assert not (train / "prune_decision.json").exists()
+
+
+def test_flyvis_checkpoint_scores_are_the_analysis_scores(tmp_path, flyvis_sim_dir):
+    """The FlyVis family's score at its checkpoints, per-neuron parameters included, is what the
+    analysis of the same weights scores."""
+    weights = {"connectivity_R2": 0.4, "cluster_accuracy": 0.3, "tau_R2": 0.2, "V_rest_R2": 0.1}
+    cfg = validate({"max_iterations": 60, "batch_size": 4}, "train")
+    run = tmp_path / "results/m/1/c/seed0"
+    write_request(
+        run / "train",
+        node=1,
+        sim_dir=flyvis_sim_dir,
+        score_weights=weights,
+        pruning=None,
+        fractions=[0.5, 1.0],
+        references={},
+    )
+    info = train_run(flyvis_sim_dir, cfg, run / "train", replicate_seed=0, progress=False)
+    assert info["status"] == "ok" and info["iterations_done"] == 60
+    scores = pd.read_csv(run / "train/scores.csv")
+    assert scores["iteration"].tolist() == [30, 60]
+    assert scores["decision"].tolist() == ["continue", "continue"]
+    metrics = analyze_run(flyvis_sim_dir, run / "train", run, device="cpu")
+    assert weighted_score(metrics, weights) == pytest.approx(scores["score"].iloc[-1], abs=1e-9)
+    assert read_curve(run / "train") == pytest.approx(
+        {0.5: scores["score"].iloc[0], 1.0: scores["score"].iloc[1]}
+    )

@@ -193,6 +193,12 @@ def train_mem_mb(wildcards, attempt):
     return 8000 * attempt
 
 
+def train_attempt(wildcards, attempt):
+    """The job's attempt, for the training (a script sees no attempt but its resources): in a
+    retry a run that had finished writes its outputs from its final checkpoint."""
+    return attempt
+
+
 def train_runtime(wildcards, attempt):
     """Minutes: 4 h per attempt, or a time-budgeted config's max_minutes plus a quarter and
     15 min for loading and saving."""

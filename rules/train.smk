@@ -18,6 +18,7 @@ rule train:
     resources:
         mem_mb=train_mem_mb,
         runtime=train_runtime,
+        attempt=train_attempt,
     params:
         train_cfg=get_train_config,
         run_id=get_run_id,

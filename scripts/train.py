@@ -15,5 +15,5 @@ run_logged(
     device=snakemake.params.device,
     run_id=snakemake.params.run_id,
     threads=snakemake.threads,
-    attempt=int(snakemake.attempt),
+    attempt=int(snakemake.resources.get("attempt", 1)),
 )

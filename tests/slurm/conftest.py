@@ -211,6 +211,22 @@ CORE_COLUMNS = {
 TIMING_COLUMNS = {"training_time_min", "frames_per_s", "wall_time_s"}
 
 
+def squeue_jobs(work: Path) -> list[dict]:
+    """The local cluster's jobs (any state squeue still shows) submitted from ``work``: id,
+    state and comment (the plugin's ``rule_<name>`` or ``group_<name>``)."""
+    out = subprocess.run(
+        ["squeue", "-h", "--states=all", "-o", "%i|%T|%k|%Z"],
+        capture_output=True,
+        text=True,
+    ).stdout
+    jobs = []
+    for line in out.splitlines():
+        jobid, state, comment, wd = line.split("|", 3)
+        if Path(wd) == work:
+            jobs.append({"id": jobid, "state": state, "comment": comment})
+    return jobs
+
+
 def assert_same_values(a, b, tol: float, where: str = "") -> None:
     """Equal structures; numbers within ``tol`` (absolute); timing fields ignored."""
     if isinstance(a, dict):

@@ -11,6 +11,7 @@ import json
 import os
 import re
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -24,16 +25,17 @@ from .conftest import (
     sbatch_calls,
     site_profile,
     snakemake_cmd,
+    squeue_jobs,
 )
 
 pytestmark = [
     pytest.mark.slurm,
     pytest.mark.slow,
-    # ~400 s on 2 busy cores (a SLURM run and a local reference run of the tiny grid): over the
-    # suite's time budget, so it runs on request (CONNECTOME_GNN_TEST_PACKED=1)
+    # ~400 s and ~300 s on 2 busy cores (SLURM runs and local reference runs of the tiny grid):
+    # over the suite's time budget, so they run on request (CONNECTOME_GNN_TEST_PACKED=1)
     pytest.mark.skipif(
         os.environ.get("CONNECTOME_GNN_TEST_PACKED") != "1",
-        reason="packed SLURM jobs: set CONNECTOME_GNN_TEST_PACKED=1 (about 7 minutes)",
+        reason="packed SLURM jobs: set CONNECTOME_GNN_TEST_PACKED=1 (about 12 minutes)",
     ),
 ]
 
@@ -95,6 +97,76 @@ def test_packed_train_jobs_share_one_slurm_job(slurm_cluster, tmp_path, repo_roo
     assert "gres/gpu=1" in tres and "cpu=2" in tres, tres
 
     # (2) The same metrics as the unpacked run.
+    for run in RUNS:
+        got = json.loads((work / run / "metrics.json").read_text())
+        want = json.loads((local / run / "metrics.json").read_text())
+        assert_same_values(got, want, 1e-6, f"{run}/metrics.json")
+
+
+def test_a_cancelled_pack_is_retried_without_training_its_finished_member_again(
+    slurm_cluster, tmp_path, repo_root
+):
+    """scancel a pack while its second training runs: Snakemake deletes both members' outputs
+    and retries the pack; the member that had finished writes its outputs from its final
+    checkpoint (no training), the other resumes from its checkpoint; metrics as unpacked.
+
+    profiles/slurm-noacct (squeue status): with sacct status the plugin never sees a job
+    cancelled by scancel (see test_slurm_profiles.test_killed_train_job_is_resubmitted...)."""
+    train = {"n_epochs": 3, "checkpoint_every": 100}
+    local = make_test_workdir(tmp_path / "local", repo_root, **train)
+    ref = subprocess.run(
+        snakemake_cmd(repo_root, local, "--cores", "2", *THREADS),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert ref.returncode == 0, ref.stdout[-3000:] + ref.stderr[-5000:]
+
+    work = make_test_workdir(tmp_path / "work", repo_root, **train)
+    base = site_profile(repo_root, "slurm-noacct", tmp_path / "profile", slurm_cluster)
+    overlay = packed_overlay(repo_root, tmp_path / "packed")
+    log_path = work / "snakemake.out"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            snakemake_cmd(repo_root, work, "--profile", str(base), "--profile", str(overlay))
+            + ["--verbose"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    finished = None  # the run that had finished when the pack was cancelled
+    try:
+        killed, deadline = None, time.monotonic() + 400
+        while killed is None and time.monotonic() < deadline and proc.poll() is None:
+            done = [r for r in RUNS if (work / r / "train/train_info.json").exists()]
+            other = [r for r in RUNS if r not in done]
+            if len(done) == 1 and (work / other[0] / "train/checkpoint.pt").exists():
+                for job in squeue_jobs(work):
+                    if job["comment"].startswith("group_train_pack") and job["state"] == "RUNNING":
+                        subprocess.run(["scancel", job["id"]], check=True)
+                        killed, finished = job["id"], done[0]
+                        break
+            time.sleep(0.1)
+        assert killed, (
+            "no pack seen with one member done and one checkpointed\n"
+            + (log_path.read_text()[-5000:])
+        )
+        rc = proc.wait(timeout=600)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            for job in squeue_jobs(work):
+                subprocess.run(["scancel", job["id"]], capture_output=True)
+    out = log_path.read_text()
+    assert rc == 0, out[-8000:]
+    assert len(re.findall(r"SLURM jobid (\d+) \(log: \S*/slurm_logs/group_train_pack", out)) == 2
+
+    [resumed] = [r for r in RUNS if r != finished]
+    info = json.loads((work / finished / "train/train_info.json").read_text())
+    assert info["resumed_from_iteration"] == info["iterations_done"], info  # not trained again
+    log = (work / "results/logs/train" / finished.split("/", 1)[1]).with_suffix(".log")
+    assert "without training again" in log.read_text(), log.read_text()[-3000:]
+    info = json.loads((work / resumed / "train/train_info.json").read_text())
+    assert 0 < info["resumed_from_iteration"] < info["iterations_done"], info
     for run in RUNS:
         got = json.loads((work / run / "metrics.json").read_text())
         want = json.loads((local / run / "metrics.json").read_text())

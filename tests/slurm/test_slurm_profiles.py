@@ -24,6 +24,7 @@ from .conftest import (
     site_profile,
     slurm_jobs,
     snakemake_cmd,
+    squeue_jobs,
 )
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
@@ -107,20 +108,6 @@ def test_noaccount_profile_runs_with_squeue_status(
     assert_same_summary(work, local_reference)
 
 
-def _squeue_jobs(work: Path) -> list[dict]:
-    out = subprocess.run(
-        ["squeue", "-h", "--states=all", "-o", "%i|%T|%k|%Z"],
-        capture_output=True,
-        text=True,
-    ).stdout
-    jobs = []
-    for line in out.splitlines():
-        jobid, state, comment, wd = line.split("|", 3)
-        if Path(wd) == work:
-            jobs.append({"id": jobid, "state": state, "comment": comment})
-    return jobs
-
-
 def test_killed_train_job_is_resubmitted_and_resumes(slurm_cluster, tmp_path, repo_root):
     """scancel a running train job after its first checkpoint: retried, resumed, same metrics.
 
@@ -152,7 +139,7 @@ def test_killed_train_job_is_resubmitted_and_resumes(slurm_cluster, tmp_path, re
         killed = None
         deadline = time.monotonic() + 300
         while killed is None and time.monotonic() < deadline and proc.poll() is None:
-            for job in _squeue_jobs(work):
+            for job in squeue_jobs(work):
                 if (
                     job["comment"].startswith("rule_train")
                     and job["state"] == "RUNNING"
@@ -167,12 +154,12 @@ def test_killed_train_job_is_resubmitted_and_resumes(slurm_cluster, tmp_path, re
     finally:
         if proc.poll() is None:
             proc.kill()
-            for job in _squeue_jobs(work):
+            for job in squeue_jobs(work):
                 subprocess.run(["scancel", job["id"]], capture_output=True)
     out = log_path.read_text()
     assert rc == 0, out[-8000:]
 
-    states = {j["id"]: j["state"] for j in _squeue_jobs(work)}
+    states = {j["id"]: j["state"] for j in squeue_jobs(work)}
     assert states.get(killed) == "CANCELLED", states
     assert len(sbatch_calls(out)["train"]) == 2  # resubmitted (profile retries >= 1)
     train_log = (work / "results/logs/train/signal_N2/1/default/seed0.log").read_text()

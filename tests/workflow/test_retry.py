@@ -15,7 +15,10 @@ BIN = Path(sys.executable).parent
 
 
 @pytest.mark.slow
-def test_transient_train_failure_is_retried_with_more_memory(tmp_path, repo_root):
+@pytest.mark.parametrize("fail_at", ["start", "end"])
+def test_transient_train_failure_is_retried_with_more_memory(tmp_path, repo_root, fail_at):
+    """``end``: the job dies after its training finished; Snakemake deletes the outputs and
+    retries, and the retry writes them from the final checkpoint without training again."""
     work = make_workdir(tmp_path / "w", repo_root, sparsity=[1.0])
     set_model(work, n_frames=2000)
     edit_yaml(work / "config/train/default.yaml", max_iterations=100)
@@ -24,6 +27,7 @@ def test_transient_train_failure_is_retried_with_more_memory(tmp_path, repo_root
         os.environ,
         PYTHONPATH=str(repo_root / "tests/data/inject"),
         CONNECTOME_GNN_FAIL_ONCE=str(marker),
+        CONNECTOME_GNN_FAIL_AT=fail_at,
     )
     cmd = snakemake_cmd(
         work,
@@ -48,4 +52,10 @@ def test_transient_train_failure_is_retried_with_more_memory(tmp_path, repo_root
     info = yaml.safe_load(
         (work / "results/signal_N2/1/default/seed0/train/train_info.json").read_text()
     )
-    assert info["status"] == "ok"
+    assert info["status"] == "ok" and info["iterations_done"] == 100
+    log = (work / "results/logs/train/signal_N2/1/default/seed0.log").read_text()
+    if fail_at == "end":
+        assert info["resumed_from_iteration"] == 100, info
+        assert "without training again" in log, log[-3000:]
+    else:
+        assert info["resumed_from_iteration"] is None, info

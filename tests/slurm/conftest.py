@@ -149,9 +149,11 @@ def snakemake_cmd(repo: Path, work: Path, *args: str) -> list[str]:
     ]
 
 
-def run_local(repo: Path, work: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+def run_local(
+    repo: Path, work: Path, *targets: str, timeout: int = 600
+) -> subprocess.CompletedProcess:
     res = subprocess.run(
-        snakemake_cmd(repo, work, "--cores", "2", "--resources", "gpu=1"),
+        snakemake_cmd(repo, work, "--cores", "2", "--resources", "gpu=1", *targets),
         capture_output=True,
         text=True,
         timeout=timeout,

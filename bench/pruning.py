@@ -1,0 +1,217 @@
+"""What pruning saves on an exploration, and what it costs: pruning on against pruning off.
+
+The exploration (``--experiment``, default the CPU landscape with median stopping,
+config/experiments/sparsity_landscape_cpu_pruning.yaml) is run with its pruning rule (or
+resumed, when it already ran), and its state is recorded: per node its status, iterations,
+score, connectivity_R2, and the train job's wall time and CPU time (Snakemake's benchmark file).
+Then its pruned nodes are trained to their end (``explore --resume-pruned --iterations 0``) and
+the state is recorded again.  That second state *is* the exploration with pruning off, run by
+run, when the experiment has two batches per block:
+
+- a block's first batch is never pruned, and the second batch's proposals depend only on the
+  first batch's results, so the same configurations are trained with pruning on and off;
+- a resumed run has the weights of a run never pruned (tests/unit/test_score_reports.py);
+- a pruned node is never a block's best, so with ``carry_best`` the next block's root is the
+  same with pruning on and off **unless** a resumed node becomes its block's best: the JSON says
+  for each block whether the best changed (``best_changed``), and the counterfactual holds for the
+  later blocks only while it did not.
+
+CPU: the train jobs only (one thread each here, ``--set-threads train=1``), with pruning on the
+jobs as they ran, with pruning off those plus the resume jobs of the pruned runs.  Every run of
+both states paid the score reports (a scorer process at each reported fraction), which an
+exploration without pruning would not run: their cost is given apart (``report_cpu_h``: the
+number of reports times one report, timed here on a finished run).
+
+    .venv/bin/python bench/pruning.py -- --profile profiles/local --cores 2 \\
+        --resources gpu=2 --set-threads train=1
+
+The two states are kept as ``pruning_on.json`` / ``pruning_off.json`` in the exploration
+directory (a state already recorded is not taken again), and one JSON object goes to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from connectome_gnn import layout  # noqa: E402
+from connectome_gnn.explore.experiment import load_experiment  # noqa: E402
+from connectome_gnn.explore.store import read_nodes  # noqa: E402
+
+EXPERIMENT = ROOT / "config/experiments/sparsity_landscape_cpu_pruning.yaml"
+CLI = [sys.executable, "-m", "connectome_gnn.cli"]
+
+
+def log(msg: str) -> None:
+    print(f"[pruning] {msg}", file=sys.stderr, flush=True)
+
+
+def _benchmark(results: Path, node, cfg: str) -> dict:
+    """Wall and CPU seconds of the node's last train job (Snakemake's benchmark file)."""
+    sim = node.sim
+    rel = layout.run_dir("", sim["model"], sim["sparsity"], cfg, sim.get("seed", 0))
+    path = results / "benchmarks/train" / Path(str(rel).lstrip("/")).with_suffix(".tsv")
+    with open(path) as fh:
+        row = next(csv.DictReader(fh, delimiter="\t"))
+    return {"job_s": float(row["s"]), "cpu_s": float(row["cpu_time"])}
+
+
+def _reports(train_dir: Path) -> int:
+    """Score reports the run made (rows of its scores.csv)."""
+    path = train_dir / "scores.csv"
+    if not path.exists():
+        return 0
+    with open(path) as fh:
+        return sum(1 for _ in csv.DictReader(fh))
+
+
+def time_report(train_dir: Path) -> dict:
+    """Wall and CPU seconds of one score report (the scorer process the training starts) on a
+    copy of a finished run's train directory (the copy's scores.csv takes the row)."""
+    info = json.loads((train_dir / "train_info.json").read_text())
+    total = info["iterations_per_epoch"] * info["n_epochs"]
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "train"
+        shutil.copytree(train_dir, copy)
+        cmd = [sys.executable, "-m", "connectome_gnn.explore.checkpoint_score", str(copy)]
+        cmd += [str(total), str(total), repr(float(info["xnorm"]))]
+        before, t0 = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        after, wall = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter() - t0
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"wall_s": wall, "cpu_s": cpu}
+
+
+def snapshot(directory: Path, results: Path) -> dict:
+    """Per node: block, sparsity, status, iterations, score, connectivity_R2, job seconds."""
+    experiment, nodes = read_nodes(directory)
+    name = experiment["name"]
+    out = []
+    for node in nodes:
+        cfg = f"{name}_n{node.node_id:03d}"
+        sim = node.sim
+        run = layout.run_dir(str(results), sim["model"], sim["sparsity"], cfg, sim.get("seed", 0))
+        info = json.loads((run / layout.TRAIN / "train_info.json").read_text())
+        out.append(
+            {
+                "node": node.node_id,
+                "train_dir": str(run / layout.TRAIN),
+                "block": node.block,
+                "batch": node.batch,
+                "sparsity": sim["sparsity"],
+                "status": node.status,
+                "iterations": info["iterations_done"],
+                "total": info["iterations_per_epoch"] * info["n_epochs"],
+                "resumed_from_iteration": info.get("resumed_from_iteration"),
+                "score": node.score,
+                "connectivity_R2": node.metrics.get("connectivity_R2"),
+                "cluster_accuracy": node.metrics.get("cluster_accuracy"),
+                "reports": _reports(run / layout.TRAIN),
+                **_benchmark(results, node, cfg),
+            }
+        )
+    return {"experiment": name, "nodes": out}
+
+
+def _best(nodes: list[dict], block: int) -> dict | None:
+    ok = [n for n in nodes if n["block"] == block and n["status"] == "ok"]
+    return max(ok, key=lambda n: n["score"]) if ok else None
+
+
+def compare(on: dict, off: dict) -> dict:
+    """CPU and wall seconds of the train jobs, pruning on and off, and the best per block."""
+    by_id = {n["node"]: n for n in on["nodes"]}
+    cpu_on = sum(n["cpu_s"] for n in on["nodes"])
+    job_on = sum(n["job_s"] for n in on["nodes"])
+    cpu_off = job_off = 0.0
+    pruned = []
+    for n in off["nodes"]:
+        before = by_id[n["node"]]
+        cpu_off += before["cpu_s"]
+        job_off += before["job_s"]
+        if before["status"] == "pruned":  # its resume job ran the rest of the training
+            cpu_off += n["cpu_s"]
+            job_off += n["job_s"]
+            pruned.append(
+                {
+                    "node": n["node"],
+                    "sparsity": n["sparsity"],
+                    "pruned_at": before["iterations"],
+                    "of": before["total"],
+                    "score_when_pruned": before["score"],
+                    "final_score": n["score"],
+                    "final_connectivity_R2": n["connectivity_R2"],
+                }
+            )
+    blocks = []
+    for block in sorted({n["block"] for n in on["nodes"]}):
+        b_on, b_off = _best(on["nodes"], block), _best(off["nodes"], block)
+        blocks.append(
+            {
+                "block": block,
+                "sparsity": b_on["sparsity"] if b_on else None,
+                "pruned": sum(n["block"] == block and n["status"] == "pruned" for n in on["nodes"]),
+                "best_on": {k: b_on[k] for k in ("node", "score", "connectivity_R2")}
+                if b_on
+                else None,
+                "best_off": {k: b_off[k] for k in ("node", "score", "connectivity_R2")}
+                if b_off
+                else None,
+                "best_changed": (b_on or {}).get("node") != (b_off or {}).get("node"),
+            }
+        )
+    return {
+        "runs": len(on["nodes"]),
+        "pruned_runs": len(pruned),
+        "train_cpu_h": {"on": cpu_on / 3600, "off": cpu_off / 3600},
+        "train_job_h": {"on": job_on / 3600, "off": job_off / 3600},
+        "saved_cpu_fraction": 1 - cpu_on / cpu_off if cpu_off else None,
+        "saved_job_fraction": 1 - job_on / job_off if job_off else None,
+        "score_reports": sum(n["reports"] for n in on["nodes"]),
+        "pruned": pruned,
+        "blocks": blocks,
+    }
+
+
+def _explore(experiment: Path, extra: list[str], snakemake_args: list[str]) -> None:
+    cmd = [*CLI, "explore", str(experiment), *extra, "--", *snakemake_args]
+    log(" ".join(cmd))
+    subprocess.run(cmd, check=True, cwd=ROOT)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--experiment", type=Path, default=EXPERIMENT)
+    ap.add_argument("--results", type=Path, default=ROOT / "results", help="results_dir")
+    ap.add_argument("snakemake_args", nargs="*", help="after --: Snakemake's arguments")
+    args = ap.parse_args(argv)
+    name = load_experiment(args.experiment)["name"]
+    directory = args.results / layout.EXPLORATIONS / name
+    states = {}
+    for state, extra in (("on", []), ("off", ["--resume-pruned", "--iterations", "0"])):
+        path = directory / f"pruning_{state}.json"
+        if not path.exists():
+            _explore(args.experiment, extra, args.snakemake_args)
+            path.write_text(json.dumps(snapshot(directory, args.results), indent=1))
+        states[state] = json.loads(path.read_text())
+    result = {"experiment": name, **compare(states["on"], states["off"])}
+    report = time_report(Path(states["off"]["nodes"][0]["train_dir"]))
+    result["one_report"] = report
+    result["report_cpu_h"] = result["score_reports"] * report["cpu_s"] / 3600
+    print(json.dumps(result, indent=1))
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -229,6 +229,30 @@ def squeue_jobs(work: Path) -> list[dict]:
     return jobs
 
 
+def run_cancelling(
+    cmd: list[str], work: Path, pick, wait_s: float = 300, timeout_s: float = 480
+) -> tuple[int, str | None]:
+    """Run Snakemake (``cmd``; output in ``work/snakemake.out``) and scancel the job that
+    ``pick(squeue_jobs(work))`` names (a job id, or None to look again 0.1 s later, for up to
+    ``wait_s``); then wait for Snakemake to end.  Returns (its exit code, the cancelled job id or
+    None).  Snakemake and its jobs are killed when it outlives ``timeout_s``."""
+    with open(work / "snakemake.out", "w") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        killed, deadline = None, time.monotonic() + wait_s
+        while killed is None and time.monotonic() < deadline and proc.poll() is None:
+            killed = pick(squeue_jobs(work))
+            if killed is not None:
+                subprocess.run(["scancel", killed], check=True)
+            time.sleep(0.1)
+        return proc.wait(timeout=timeout_s), killed
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            for job in squeue_jobs(work):
+                subprocess.run(["scancel", job["id"]], capture_output=True)
+
+
 def assert_same_values(a, b, tol: float, where: str = "") -> None:
     """Equal structures; numbers within ``tol`` (absolute); timing fields ignored."""
     if isinstance(a, dict):

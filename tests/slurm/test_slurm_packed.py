@@ -11,7 +11,6 @@ import json
 import os
 import re
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -21,11 +20,12 @@ from .conftest import (
     GPU_PARTITION,
     assert_same_values,
     make_test_workdir,
+    run_cancelling,
+    run_local,
     sacct_fields,
     sbatch_calls,
     site_profile,
     snakemake_cmd,
-    squeue_jobs,
 )
 
 pytestmark = [
@@ -58,13 +58,7 @@ def packed_overlay(repo: Path, dest: Path) -> Path:
 def test_packed_train_jobs_share_one_slurm_job(slurm_cluster, tmp_path, repo_root):
     # The unpacked reference first (never train concurrently with the SLURM jobs on 2 cores).
     local = make_test_workdir(tmp_path / "local", repo_root)
-    ref = subprocess.run(
-        snakemake_cmd(repo_root, local, "--cores", "2", *THREADS),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert ref.returncode == 0, ref.stdout[-3000:] + ref.stderr[-5000:]
+    run_local(repo_root, local, *THREADS)
 
     work = make_test_workdir(tmp_path / "work", repo_root)
     base = site_profile(repo_root, "slurm", tmp_path / "profile", slurm_cluster)
@@ -114,52 +108,38 @@ def test_a_cancelled_pack_is_retried_without_training_its_finished_member_again(
     cancelled by scancel (see test_slurm_profiles.test_killed_train_job_is_resubmitted...)."""
     train = {"n_epochs": 3, "checkpoint_every": 100}
     local = make_test_workdir(tmp_path / "local", repo_root, **train)
-    ref = subprocess.run(
-        snakemake_cmd(repo_root, local, "--cores", "2", *THREADS),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert ref.returncode == 0, ref.stdout[-3000:] + ref.stderr[-5000:]
+    run_local(repo_root, local, *THREADS)
 
     work = make_test_workdir(tmp_path / "work", repo_root, **train)
     base = site_profile(repo_root, "slurm-noacct", tmp_path / "profile", slurm_cluster)
     overlay = packed_overlay(repo_root, tmp_path / "packed")
-    log_path = work / "snakemake.out"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            snakemake_cmd(repo_root, work, "--profile", str(base), "--profile", str(overlay))
-            + ["--verbose"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    finished = None  # the run that had finished when the pack was cancelled
-    try:
-        killed, deadline = None, time.monotonic() + 400
-        while killed is None and time.monotonic() < deadline and proc.poll() is None:
-            done = [r for r in RUNS if (work / r / "train/train_info.json").exists()]
-            other = [r for r in RUNS if r not in done]
-            if len(done) == 1 and (work / other[0] / "train/checkpoint.pt").exists():
-                for job in squeue_jobs(work):
-                    if job["comment"].startswith("group_train_pack") and job["state"] == "RUNNING":
-                        subprocess.run(["scancel", job["id"]], check=True)
-                        killed, finished = job["id"], done[0]
-                        break
-            time.sleep(0.1)
-        assert killed, (
-            "no pack seen with one member done and one checkpointed\n"
-            + (log_path.read_text()[-5000:])
-        )
-        rc = proc.wait(timeout=600)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            for job in squeue_jobs(work):
-                subprocess.run(["scancel", job["id"]], capture_output=True)
-    out = log_path.read_text()
+    finished = []  # the run that had finished when the pack was cancelled
+
+    def pack_with_one_done(jobs):
+        done = [r for r in RUNS if (work / r / "train/train_info.json").exists()]
+        other = [r for r in RUNS if r not in done]
+        if len(done) != 1 or not (work / other[0] / "train/checkpoint.pt").exists():
+            return None
+        for job in jobs:
+            if job["comment"].startswith("group_train_pack") and job["state"] == "RUNNING":
+                finished.append(done[0])
+                return job["id"]
+        return None
+
+    rc, killed = run_cancelling(
+        snakemake_cmd(repo_root, work, "--profile", str(base), "--profile", str(overlay))
+        + ["--verbose"],
+        work,
+        pack_with_one_done,
+        wait_s=400,
+        timeout_s=600,
+    )
+    out = (work / "snakemake.out").read_text()
+    assert killed, "no pack seen with one member done and one checkpointed\n" + out[-5000:]
     assert rc == 0, out[-8000:]
     assert len(re.findall(r"SLURM jobid (\d+) \(log: \S*/slurm_logs/group_train_pack", out)) == 2
 
+    [finished] = finished
     [resumed] = [r for r in RUNS if r != finished]
     info = json.loads((work / finished / "train/train_info.json").read_text())
     assert info["resumed_from_iteration"] == info["iterations_done"], info  # not trained again

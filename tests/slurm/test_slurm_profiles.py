@@ -18,6 +18,7 @@ from .conftest import (
     TIMINGS,
     assert_same_summary,
     make_test_workdir,
+    run_cancelling,
     run_local,
     sacct_fields,
     sbatch_calls,
@@ -131,35 +132,20 @@ def test_killed_train_job_is_resubmitted_and_resumes(slurm_cluster, tmp_path, re
     # processes with 2 threads each on 2 cores run ~20x slower.
     run_local(repo_root, local, "train_all")
 
-    log_path = work / "snakemake.out"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            snakemake_cmd(repo_root, work, "--profile", str(profile), "--verbose", "train_all"),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        killed = None
-        deadline = time.monotonic() + 300
-        while killed is None and time.monotonic() < deadline and proc.poll() is None:
-            for job in squeue_jobs(work):
-                if (
-                    job["comment"].startswith("rule_train")
-                    and job["state"] == "RUNNING"
-                    and checkpoint.exists()
-                ):
-                    subprocess.run(["scancel", job["id"]], check=True)
-                    killed = job["id"]
-                    break
-            time.sleep(0.1)
-        assert killed, "no running train job with a checkpoint seen\n" + log_path.read_text()
-        rc = proc.wait(timeout=SNAKEMAKE_TIMEOUT)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            for job in squeue_jobs(work):
-                subprocess.run(["scancel", job["id"]], capture_output=True)
-    out = log_path.read_text()
+    def running_train_with_checkpoint(jobs):
+        for job in jobs:
+            if job["comment"].startswith("rule_train") and job["state"] == "RUNNING":
+                return job["id"] if checkpoint.exists() else None
+        return None
+
+    rc, killed = run_cancelling(
+        snakemake_cmd(repo_root, work, "--profile", str(profile), "--verbose", "train_all"),
+        work,
+        running_train_with_checkpoint,
+        timeout_s=SNAKEMAKE_TIMEOUT,
+    )
+    out = (work / "snakemake.out").read_text()
+    assert killed, "no running train job with a checkpoint seen\n" + out[-5000:]
     assert rc == 0, out[-8000:]
 
     states = {j["id"]: j["state"] for j in squeue_jobs(work)}

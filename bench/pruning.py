@@ -46,6 +46,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from connectome_gnn import layout  # noqa: E402
+from connectome_gnn.explore import pruning  # noqa: E402
+from connectome_gnn.explore.checkpoint_score import read_curve  # noqa: E402
 from connectome_gnn.explore.experiment import load_experiment  # noqa: E402
 from connectome_gnn.explore.store import read_nodes  # noqa: E402
 
@@ -196,10 +198,76 @@ def compare(on: dict, off: dict) -> dict:
     }
 
 
+#: rules replayed on the recorded score curves (``replay``): the live one and alternatives
+REPLAYED = {
+    "median, warm-up 0.25 (live)": {"rule": "median", "warmup_fraction": 0.25},
+    "median, warm-up 0.5": {"rule": "median", "warmup_fraction": 0.5},
+    "median, warm-up 0.75": {"rule": "median", "warmup_fraction": 0.75},
+    "successive halving 0.25 x 2": {
+        "rule": "successive_halving",
+        "min_fraction": 0.25,
+        "reduction_factor": 2,
+    },
+    "successive halving 0.5 x 2": {
+        "rule": "successive_halving",
+        "min_fraction": 0.5,
+        "reduction_factor": 2,
+    },
+}
+
+
+def replay(off: dict, on: dict, rule: dict) -> dict:
+    """A pruning rule replayed on the curves of the exploration with pruning off (every run
+    trained to its end, a score every quarter): the decisions are pure functions of those
+    curves, so this is what the rule would have decided.  References of a node: the nodes of
+    its block from earlier batches, truncated where the replayed rule stopped them.  A stopped
+    run's train cost is its full job time times the fraction it trained (a run's time is
+    close to linear in its iterations)."""
+    settings = pruning.resolve_settings({"report_every": 0.25, **rule})
+    full = {n["node"]: n["job_s"] for n in on["nodes"]}
+    was_pruned = {n["node"] for n in on["nodes"] if n["status"] == "pruned"}
+    for n in off["nodes"]:
+        if n["node"] in was_pruned:
+            full[n["node"]] += n["job_s"]
+    stopped: dict[int, float] = {}  # node -> fraction at which the rule stops it
+    curves = {n["node"]: read_curve(Path(n["train_dir"])) for n in off["nodes"]}
+    for n in sorted(off["nodes"], key=lambda n: (n["batch"], n["node"])):
+        refs = []
+        for r in off["nodes"]:
+            if r["block"] == n["block"] and r["batch"] < n["batch"]:
+                end = stopped.get(r["node"], 1.0)
+                refs.append({f: v for f, v in curves[r["node"]].items() if f <= end})
+        if not refs:
+            continue
+        for f in sorted(curves[n["node"]]):
+            if pruning.decide(settings, f, curves[n["node"]][f], refs).prune:
+                stopped[n["node"]] = f
+                break
+    cost = sum(full[i] * stopped.get(i, 1.0) for i in full)
+    blocks = {}
+    for n in off["nodes"]:
+        if n["node"] not in stopped and n["status"] == "ok":
+            best = blocks.get(n["block"])
+            if best is None or n["score"] > best["score"]:
+                blocks[n["block"]] = n
+    best_off = {b["block"]: _best(off["nodes"], b["block"]) for b in off["nodes"]}
+    return {
+        "stopped": {str(i): f for i, f in sorted(stopped.items())},
+        "train_job_h": cost / 3600,
+        "saved_job_fraction": 1 - cost / sum(full.values()),
+        "best_connectivity_R2": {
+            str(best_off[b]["sparsity"]): blocks[b]["connectivity_R2"] for b in sorted(blocks)
+        },
+        "blocks_whose_best_is_stopped": sorted(
+            best_off[b]["sparsity"] for b in best_off if best_off[b]["node"] in stopped
+        ),
+    }
+
+
 def _explore(experiment: Path, extra: list[str], snakemake_args: list[str]) -> None:
     cmd = [*CLI, "explore", str(experiment), *extra, "--", *snakemake_args]
     log(" ".join(cmd))
-    subprocess.run(cmd, check=True, cwd=ROOT)
+    subprocess.run(cmd, check=True, cwd=ROOT, stdout=sys.stderr)  # stdout: the JSON only
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -226,6 +294,12 @@ def main(argv: list[str] | None = None) -> dict:
     plain = result["train_cpu_h"]["off"] - reports_off * report["cpu_s"] / 3600
     result["train_cpu_h"]["off_without_reports"] = plain
     result["saved_cpu_h_net"] = plain - result["train_cpu_h"]["on"]
+    result["best_connectivity_R2_off"] = {
+        str(b["sparsity"]): b["best_off"]["connectivity_R2"] for b in result["blocks"]
+    }
+    result["replayed"] = {
+        name: replay(states["off"], states["on"], rule) for name, rule in REPLAYED.items()
+    }
     print(json.dumps(result, indent=1))
     return result
 

@@ -150,10 +150,12 @@ def snakemake_cmd(repo: Path, work: Path, *args: str) -> list[str]:
 
 
 def run_local(
-    repo: Path, work: Path, *targets: str, timeout: int = 600
+    repo: Path, work: Path, *args: str, timeout: int = 600
 ) -> subprocess.CompletedProcess:
+    """The workflow run locally (2 cores); ``args``: targets and options (before --resources,
+    which would take a target for a resource)."""
     res = subprocess.run(
-        snakemake_cmd(repo, work, "--cores", "2", "--resources", "gpu=1", *targets),
+        snakemake_cmd(repo, work, "--cores", "2", *args, "--resources", "gpu=1"),
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -217,7 +217,7 @@ TIMING_COLUMNS = {"training_time_min", "frames_per_s", "wall_time_s"}
 
 def squeue_jobs(work: Path) -> list[dict]:
     """The local cluster's jobs (any state squeue still shows) submitted from ``work``: id,
-    state and comment (the plugin's ``rule_<name>`` or ``group_<name>``)."""
+    state and comment (the plugin's ``rule_<rule or group name>[_wildcards_...]``)."""
     out = subprocess.run(
         ["squeue", "-h", "--states=all", "-o", "%i|%T|%k|%Z"],
         capture_output=True,

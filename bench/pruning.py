@@ -62,8 +62,12 @@ def log(msg: str) -> None:
 def _benchmark(results: Path, node, cfg: str) -> dict:
     """Wall and CPU seconds of the node's last train job (Snakemake's benchmark file)."""
     sim = node.sim
-    rel = layout.run_dir("", sim["model"], sim["sparsity"], cfg, sim.get("seed", 0))
-    path = results / "benchmarks/train" / Path(str(rel).lstrip("/")).with_suffix(".tsv")
+    path = results / layout.TRAIN_BENCHMARK_PATTERN.format(
+        model=sim["model"],
+        sparsity=layout.format_sparsity(sim["sparsity"]),
+        cfg=cfg,
+        seed=int(sim.get("seed", 0)),
+    )
     with open(path) as fh:
         row = next(csv.DictReader(fh, delimiter="\t"))
     return {"job_s": float(row["s"]), "cpu_s": float(row["cpu_time"])}
@@ -250,7 +254,7 @@ def replay(off: dict, on: dict, rule: dict) -> dict:
             best = blocks.get(n["block"])
             if best is None or n["score"] > best["score"]:
                 blocks[n["block"]] = n
-    best_off = {b["block"]: _best(off["nodes"], b["block"]) for b in off["nodes"]}
+    best_off = {b: _best(off["nodes"], b) for b in {n["block"] for n in off["nodes"]}}
     return {
         "stopped": {str(i): f for i, f in sorted(stopped.items())},
         "train_job_h": cost / 3600,

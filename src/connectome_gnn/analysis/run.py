@@ -144,15 +144,13 @@ def field_readout(sim: Simulation, field, frames=None) -> tuple[np.ndarray, np.n
     return x_true, learned.cpu().numpy(), frames
 
 
-def model_input(sim: Simulation, model, frames, device):
-    """The input x (frames x N) the model reads at ``frames``: its learned field, or the
-    simulated x (None for a simulation without input)."""
-    if getattr(model, "field", None) is not None:
-        with torch.no_grad():
-            return model.field(torch.as_tensor(np.asarray(frames), device=device))
-    if not sim.has_input:
-        return None
-    return torch.from_numpy(sim.read_frames("x", np.asarray(frames))).to(device)
+def model_input(model, frames, known, device):
+    """The input x (frames x N) the model reads at ``frames``: its learned field, or ``known``,
+    the simulated x already read for the same frames (None for a simulation without input)."""
+    if getattr(model, "field", None) is None:
+        return known
+    with torch.no_grad():
+        return model.field(torch.as_tensor(np.asarray(frames), device=device))
 
 
 def data_losses(sim: Simulation, model, truth, device) -> dict:
@@ -166,7 +164,7 @@ def data_losses(sim: Simulation, model, truth, device) -> dict:
     u = torch.from_numpy(sim.read_frames("u", idx)).to(device)
     du = torch.from_numpy(sim.read_frames("du", idx)).to(device)
     x = torch.from_numpy(sim.read_frames("x", idx)).to(device) if sim.has_input else None
-    x_model = model_input(sim, model, idx, device)
+    x_model = model_input(model, idx, x, device)
     with torch.no_grad():
         pred = model(u) if x_model is None else model(u, x_model)
         true = truth(u) if x is None else truth(u, x)
@@ -282,7 +280,7 @@ def analyze_run(
             x_in = None if x_in is None else torch.from_numpy(x_in).to(dev)
             u_true = rollout(truth, u0, n_roll, sim.dt, x_in)
             # a learned input is the field beyond the training frames (an extrapolation)
-            x_model = model_input(sim, model, np.arange(start, start + n_roll), dev)
+            x_model = model_input(model, np.arange(start, start + n_roll), x_in, dev)
             u_pred = rollout(model, u0, n_roll, sim.dt, x_model)
             metrics.update(rollout_metrics(u_true, u_pred))
             plots.plot_rollout(

@@ -244,6 +244,20 @@ def fit_field(
     return float(loss.detach())
 
 
+def fit_to_estimate(
+    field, found: dict, cfg: dict, gen, log: Callable[[str], None] | None = None
+) -> dict:
+    """``field_fit_steps`` Adam steps (at ``field_fit_lr``) of the field towards an estimate of
+    the input (``found``: its frames and values, and what the estimate did).  Returns the
+    estimate's info with the fit's."""
+    t0 = time.perf_counter()
+    lr, steps = float(cfg["field_fit_lr"]), int(cfg["field_fit_steps"])
+    loss = fit_field(field, found["frames"], found["values"], lr, steps, gen)
+    if log:
+        log(f"input field fitted to the estimate: relative loss {loss:.3g}")
+    return {**found["info"], "field_fit_loss": loss, "field_fit_s": time.perf_counter() - t0}
+
+
 def initialise_field(
     model,
     u: torch.Tensor,
@@ -252,17 +266,9 @@ def initialise_field(
     gen: torch.Generator,
     log: Callable[[str], None] | None = None,
 ) -> dict:
-    """``field_init: estimate``: the pursuit's estimate of the input, then ``field_fit_steps``
-    Adam steps (at ``field_fit_lr``) of the field towards it.  Returns what it did."""
-    found = pursue_lines(model, u, du, cfg, log)
-    t0 = time.perf_counter()
-    field, steps = model.field, int(cfg["field_fit_steps"])
-    lr = float(cfg["field_fit_lr"])
-    loss = fit_field(field, found["frames"], found["values"], lr, steps, gen)
-    info = {**found["info"], "field_fit_loss": loss, "field_fit_s": time.perf_counter() - t0}
-    if log:
-        log(f"input field fitted to the pursuit's estimate: relative loss {loss:.3g}")
-    return info
+    """``field_init: estimate``: the pursuit's estimate of the input, then the field fitted to
+    it (:func:`fit_to_estimate`).  Returns what it did."""
+    return fit_to_estimate(model.field, pursue_lines(model, u, du, cfg, log), cfg, gen, log)
 
 
 @torch.no_grad()
@@ -339,17 +345,18 @@ def estimate_receiver_input(model, v: torch.Tensor, du: torch.Tensor, cfg: dict,
             log(f"input estimate: round {len(history)}, residual {rss_total:.6g}")
         if len(history) > 1 and abs(history[-2] - history[-1]) <= 1e-7 * history[-2]:
             break
+    residual = history[-1] / float((yk[:, targets] ** 2).sum())
     if log:
         log(
             f"input estimate: {len(history)} alternating rounds, residual "
-            f"{history[-1] / float((yk[:, targets] ** 2).sum()):.3g} of the targets' dv/dt power"
+            f"{residual:.3g} of the targets' dv/dt power"
         )
     return {
         "frames": frames,
         "values": x.float(),
         "info": {
             "field_als_rounds": len(history),
-            "field_als_residual": history[-1] / float((yk[:, targets] ** 2).sum()),
+            "field_als_residual": residual,
             "field_als_s": time.perf_counter() - t0,
         },
     }

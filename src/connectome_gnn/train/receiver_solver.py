@@ -460,25 +460,13 @@ def _learned_input(model, v, du, cfg: dict, seed: int, log) -> tuple[torch.Tenso
     (``field_init: estimate``, :func:`.field_fit.estimate_receiver_input`) or left at its
     start (``none``); returns its values on every training frame (a tensor, no gradient) for
     the solves that follow, and what it did."""
-    from .field_fit import estimate_receiver_input, fit_field
+    from .field_fit import estimate_receiver_input, fit_to_estimate
 
     field, info = model.field, {}
     if cfg["field_init"] == "estimate":
         found = estimate_receiver_input(model, v, du, cfg, log)
-        info.update(found["info"])
-        t0 = time.perf_counter()
         gen = torch.Generator().manual_seed(int(seed))
-        loss = fit_field(
-            field,
-            found["frames"],
-            found["values"],
-            float(cfg["field_fit_lr"]),
-            int(cfg["field_fit_steps"]),
-            gen,
-        )
-        info.update(field_fit_loss=loss, field_fit_s=time.perf_counter() - t0)
-        if log:
-            log(f"input field fitted to the estimate: relative loss {loss:.3g}")
+        info = fit_to_estimate(field, found, cfg, gen, log)
     with torch.no_grad():
         x = torch.cat(
             [

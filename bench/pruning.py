@@ -135,37 +135,40 @@ def _best(nodes: list[dict], block: int) -> dict | None:
     return max(ok, key=lambda n: n["score"]) if ok else None
 
 
+def off_totals(on: dict, off: dict, key: str) -> dict[int, float]:
+    """Per node, ``key`` (job_s, cpu_s) of its training with pruning off: its job as it ran
+    with pruning on, plus its resume job when it had been pruned."""
+    pruned = {n["node"] for n in on["nodes"] if n["status"] == "pruned"}
+    total = {n["node"]: n[key] for n in on["nodes"]}
+    for n in off["nodes"]:
+        if n["node"] in pruned:  # its resume job ran the rest of the training
+            total[n["node"]] += n[key]
+    return total
+
+
 def compare(on: dict, off: dict) -> dict:
     """CPU and wall seconds of the train jobs, pruning on and off, and the best per block."""
     by_id = {n["node"]: n for n in on["nodes"]}
     cpu_on = sum(n["cpu_s"] for n in on["nodes"])
     job_on = sum(n["job_s"] for n in on["nodes"])
-    cpu_off = job_off = 0.0
-    pruned = []
-    for n in off["nodes"]:
-        before = by_id[n["node"]]
-        cpu_off += before["cpu_s"]
-        job_off += before["job_s"]
-        if before["status"] == "pruned":  # its resume job ran the rest of the training
-            cpu_off += n["cpu_s"]
-            job_off += n["job_s"]
-            pruned.append(
-                {
-                    "node": n["node"],
-                    "sparsity": n["sparsity"],
-                    "pruned_at": before["iterations"],
-                    "of": before["total"],
-                    "score_when_pruned": before["score"],
-                    "final_score": n["score"],
-                    "final_connectivity_R2": n["connectivity_R2"],
-                }
-            )
+    cpu_off = sum(off_totals(on, off, "cpu_s").values())
+    full = off_totals(on, off, "job_s")
+    job_off = sum(full.values())
+    pruned = [
+        {
+            "node": n["node"],
+            "sparsity": n["sparsity"],
+            "pruned_at": by_id[n["node"]]["iterations"],
+            "of": by_id[n["node"]]["total"],
+            "score_when_pruned": by_id[n["node"]]["score"],
+            "final_score": n["score"],
+            "final_connectivity_R2": n["connectivity_R2"],
+        }
+        for n in off["nodes"]
+        if by_id[n["node"]]["status"] == "pruned"
+    ]
     # the exploration waits for a batch's slowest run before proposing the next batch: the wall
     # time is the sum over batches of their longest train job (with slots enough for a batch)
-    full = {n["node"]: n["job_s"] for n in on["nodes"]}
-    for n in off["nodes"]:
-        if by_id[n["node"]]["status"] == "pruned":
-            full[n["node"]] += n["job_s"]
     batches: dict[tuple, list] = {}
     for n in on["nodes"]:
         batches.setdefault((n["block"], n["batch"]), []).append(n["node"])
@@ -228,11 +231,7 @@ def replay(off: dict, on: dict, rule: dict) -> dict:
     run's train cost is its full job time times the fraction it trained (a run's time is
     close to linear in its iterations)."""
     settings = pruning.resolve_settings({"report_every": 0.25, **rule})
-    full = {n["node"]: n["job_s"] for n in on["nodes"]}
-    was_pruned = {n["node"] for n in on["nodes"] if n["status"] == "pruned"}
-    for n in off["nodes"]:
-        if n["node"] in was_pruned:
-            full[n["node"]] += n["job_s"]
+    full = off_totals(on, off, "job_s")
     stopped: dict[int, float] = {}  # node -> fraction at which the rule stops it
     curves = {n["node"]: read_curve(Path(n["train_dir"])) for n in off["nodes"]}
     for n in sorted(off["nodes"], key=lambda n: (n["batch"], n["node"])):
